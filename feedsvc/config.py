@@ -1,0 +1,413 @@
+"""config.toml -> frozen Config / TopicConfig / SourceConfig.
+
+Everything the user can get wrong is checked here, before anything is fetched, and
+every error names the file, the key and what to do about it. Unknown keys are errors
+(with a did-you-mean), because a misspelt key silently ignored is a feed that silently
+does the wrong thing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from feedsvc import PROJECT_URL, __version__
+from feedsvc.errors import ConfigError
+
+DEFAULT_USER_AGENT = f"feedsvc/{__version__} (+{PROJECT_URL})"
+FORMATS = ("atom", "rss", "json")
+TOPIC_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+SELECTOR_FIELDS = ("title", "link", "summary", "date", "image")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSelector:
+    """A CSS selector for one field, optionally reading an attribute (`time@datetime`)."""
+
+    css: str  # may be "" for "the item element itself", as in "@href"
+    attr: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> FieldSelector:
+        m = re.fullmatch(r"(.*?)@([A-Za-z_:][-\w:.]*)", text.strip())
+        if m:
+            return cls(m.group(1).strip(), m.group(2).lower())
+        return cls(text.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Selectors:
+    """CSS selectors from the config: `item` finds the blocks, the rest are relative to it."""
+
+    item: str
+    title: FieldSelector | None = None
+    link: FieldSelector | None = None
+    summary: FieldSelector | None = None
+    date: FieldSelector | None = None
+    image: FieldSelector | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    url: str  # http(s) or file: URL (paths in the file are resolved against it)
+    selectors: Selectors | None = None  # None: automatic detection
+    encoding: str | None = None  # override a page whose header and meta lie
+    robots: bool = True
+    timezone: str = "UTC"  # for dates written without one (inherits the topic's)
+
+    @property
+    def is_local(self) -> bool:
+        return self.url.startswith("file:")
+
+
+@dataclass(frozen=True, slots=True)
+class TopicConfig:
+    id: str
+    title: str
+    sources: tuple[SourceConfig, ...]
+    subtitle: str | None = None
+    language: str | None = None
+    timezone: str = "UTC"
+    interval: timedelta = timedelta(hours=1)
+    cron: str | None = None
+    max_entries: int = 50
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    formats: tuple[str, ...] = ("atom",)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path  # the config file (absolute)
+    output_dir: Path
+    state: Path
+    topics: tuple[TopicConfig, ...]
+    base_url: str | None = None
+    user_agent: str = DEFAULT_USER_AGENT
+    interval: timedelta = timedelta(hours=1)
+    cron: str | None = None
+    timezone: str = "UTC"
+    max_entries: int = 50
+    retention: timedelta = timedelta(days=90)
+    formats: tuple[str, ...] = ("atom",)
+    websub_hub: str | None = None
+    host_delay: timedelta = timedelta(seconds=1)
+    timeout: timedelta = timedelta(seconds=30)
+    max_bytes: int = 5_000_000
+    jitter: timedelta = timedelta(seconds=30)
+    hosts: dict[str, timedelta] = field(default_factory=dict)  # per-host minimum gap
+
+    @property
+    def lock_path(self) -> Path:
+        return self.state.with_name(self.state.name + ".lock")
+
+    def topic(self, topic_id: str) -> TopicConfig | None:
+        return next((t for t in self.topics if t.id == topic_id), None)
+
+
+# --------------------------------------------------------------------------- values
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30s`, `15m`, `1h`, `1d`, `1h30m`, `500ms`. Raises ValueError."""
+    s = str(text).strip().lower().replace(" ", "")
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)", s)
+    if not s or "".join(n + u for n, u in parts) != s:
+        raise ValueError(f"{text!r} is not a duration; write it like 30s, 15m, 1h, 1d or 1h30m")
+    unit = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    return timedelta(seconds=sum(float(n) * unit[u] for n, u in parts))
+
+
+_CRON_FIELD = re.compile(r"^(\*|\?|[0-9a-z]+(-[0-9a-z]+)?)(/\d+)?(,(\*|[0-9a-z]+(-[0-9a-z]+)?)(/\d+)?)*$")
+_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+
+
+def check_cron(text: str) -> str:
+    """A five-field crontab expression (minute hour day month weekday). Raises ValueError."""
+    fields = str(text).split()
+    if len(fields) != 5:
+        raise ValueError(f"{text!r} is not a crontab expression; write five fields, like '*/15 * * * *'")
+    for value, (lo, hi) in zip(fields, _CRON_RANGES):
+        if not _CRON_FIELD.match(value.lower()):
+            raise ValueError(f"{text!r}: the field {value!r} is not crontab syntax")
+        for number in re.findall(r"(?<![/\d])\d+", value):
+            if not lo <= int(number) <= hi:
+                raise ValueError(f"{text!r}: {number} is out of range {lo}-{hi} in {value!r}")
+    return " ".join(fields)
+
+
+def check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ValueError(f"{name!r} is not an IANA time zone; write one like 'UTC' or 'Asia/Tokyo'") from None
+    return str(name)
+
+
+def check_http_url(url: str) -> str:
+    parts = urlsplit(str(url))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http(s) URL")
+    return str(url)
+
+
+def check_selector(css: str) -> str:
+    import soupsieve  # Beautiful Soup's CSS engine: refuse a broken selector before any fetch
+
+    try:
+        soupsieve.compile(css)
+    except Exception as exc:  # soupsieve raises SelectorSyntaxError, a subclass of Exception
+        first = str(exc).splitlines()[0]
+        raise ValueError(f"{css!r} is not a valid CSS selector ({first})") from None
+    return css
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _Reader:
+    """Reads one TOML table against a schema, naming keys by their dotted path."""
+
+    def __init__(self, path: Path, table: Any, where: str) -> None:
+        self.path, self.where = path, where
+        if not isinstance(table, dict):
+            self.fail("", f"must be a table, not {type(table).__name__}")
+        self.table: dict[str, Any] = table
+        self.seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.where}.{name}" if self.where else name
+
+    def fail(self, name: str, problem: str) -> None:
+        raise ConfigError(str(self.path), self.key(name) if name else self.where, problem)
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any = None, *,
+            required: bool = False, check: Callable[[Any], Any] | None = None) -> Any:
+        self.seen.add(name)
+        if name not in self.table:
+            if required:
+                self.fail(name, "is required")
+            return default
+        value = self.table[name]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            want = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+            self.fail(name, f"must be {want}, not {_TYPE_NAMES.get(type(value), type(value).__name__)} {value!r}")
+        if check is not None:
+            try:
+                value = check(value)
+            except ValueError as exc:
+                self.fail(name, str(exc))
+        return value
+
+    def strings(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self.get(name, list, None)
+        if value is None:
+            return default
+        for i, v in enumerate(value):
+            if not isinstance(v, str) or not v.strip():
+                self.fail(f"{name}[{i}]", f"must be a non-empty string, not {v!r}")
+        return tuple(value)
+
+    def finish(self, extra_known: tuple[str, ...] = ()) -> None:
+        known = self.seen | set(extra_known)
+        for name in self.table:
+            if name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(known))}"
+                self.fail(name, f"unknown key{hint}")
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+               list: "a list", dict: "a table"}
+
+
+def _positive(value: int) -> int:
+    if value < 1:
+        raise ValueError(f"must be at least 1, not {value}")
+    return value
+
+
+def _duration(value: str) -> timedelta:
+    d = parse_duration(value)
+    if d <= timedelta(0):
+        raise ValueError(f"{value!r} must be longer than zero")
+    return d
+
+
+def _formats(value: list[Any]) -> tuple[str, ...]:
+    for f in value:
+        if f not in FORMATS:
+            raise ValueError(f"{f!r} is not a feed format; choose from {', '.join(FORMATS)}")
+    if not value:
+        raise ValueError("must name at least one format")
+    return tuple(dict.fromkeys(value))
+
+
+def _source_url(config_dir: Path) -> Callable[[str], str]:
+    def check(url: str) -> str:
+        url = url.strip()
+        scheme = urlsplit(url).scheme.lower()
+        if scheme in ("http", "https"):
+            return check_http_url(url)
+        if scheme == "file":
+            return url
+        if re.match(r"^[a-z][a-z0-9+.-]*://", url, re.I):
+            raise ValueError(f"{url!r}: only http, https and file URLs (or a path) can be sources")
+        if not url:
+            raise ValueError("must not be empty")
+        return (config_dir / url).resolve().as_uri()  # a path, relative to the config file
+
+    return check
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and check a config file. Raises ConfigError naming the file and the key."""
+    path = Path(path).absolute()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(path), "", "no such file; pass --config PATH or create config.toml") from None
+    except IsADirectoryError:
+        raise ConfigError(str(path), "", "is a folder, not a config file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), "", f"is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "", f"is not valid TOML: {exc}") from None
+    return config_from_dict(raw, path)
+
+
+def config_from_dict(raw: dict[str, Any], path: Path) -> Config:
+    """Build a Config from parsed TOML; `path` is used for messages and relative paths."""
+    top = _Reader(path, raw, "")
+    base = path.parent
+    g = _Reader(path, top.get("feedsvc", dict, {}), "feedsvc")
+
+    def local_path(value: str) -> Path:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return (base / value).resolve()
+
+    output_dir = g.get("output_dir", str, None, check=local_path) or (base / "feeds").resolve()
+    state = g.get("state", str, None, check=local_path) or (base / "state" / "feedsvc.sqlite").resolve()
+    base_url = g.get("base_url", str, None, check=check_http_url)
+    if base_url and not base_url.endswith("/"):
+        base_url += "/"
+    cfg_kwargs: dict[str, Any] = dict(
+        user_agent=g.get("user_agent", str, DEFAULT_USER_AGENT),
+        interval=g.get("interval", str, timedelta(hours=1), check=_duration),
+        cron=g.get("cron", str, None, check=check_cron),
+        timezone=g.get("timezone", str, "UTC", check=check_timezone),
+        max_entries=g.get("max_entries", int, 50, check=_positive),
+        retention=g.get("retention", str, timedelta(days=90), check=_duration),
+        formats=g.get("formats", list, ("atom",), check=_formats),
+        websub_hub=g.get("websub_hub", str, None, check=check_http_url),
+        host_delay=g.get("host_delay", str, timedelta(seconds=1), check=parse_duration),
+        timeout=g.get("timeout", str, timedelta(seconds=30), check=_duration),
+        max_bytes=g.get("max_bytes", int, 5_000_000, check=_positive),
+        jitter=g.get("jitter", str, timedelta(seconds=30), check=parse_duration),
+    )
+    hosts_table = _Reader(path, g.get("hosts", dict, {}), "feedsvc.hosts")
+    hosts = {h.lower(): hosts_table.get(h, str, check=parse_duration) for h in list(hosts_table.table)}
+    g.finish()
+
+    if output_dir.exists() and not output_dir.is_dir():
+        g.fail("output_dir", f"{output_dir} exists and is not a folder; point output_dir at a folder")
+    if state.is_dir():
+        g.fail("state", f"{state} is a folder; point state at a file such as state/feedsvc.sqlite")
+
+    topics_raw = top.get("topics", list, None, required=True)
+    if not topics_raw:
+        top.fail("topics", "needs at least one [[topics]] table")
+    topics: list[TopicConfig] = []
+    for i, t_raw in enumerate(topics_raw):
+        topics.append(_topic(path, t_raw, f"topics[{i}]", cfg_kwargs))
+    seen: dict[str, int] = {}
+    for i, t in enumerate(topics):
+        if t.id in seen:
+            top.fail(f"topics[{i}].id", f"{t.id!r} is used twice (also topics[{seen[t.id]}]); ids must be unique")
+        seen[t.id] = i
+    top.finish()
+    return Config(path=path, output_dir=output_dir, state=state, topics=tuple(topics), base_url=base_url,
+                  hosts=hosts, **cfg_kwargs)
+
+
+def _topic(path: Path, raw: Any, where: str, defaults: dict[str, Any]) -> TopicConfig:
+    r = _Reader(path, raw, where)
+
+    def check_id(value: str) -> str:
+        if not TOPIC_ID.match(value):
+            raise ValueError(f"{value!r} must be lowercase letters, digits and '-' (it names the file <id>.atom)")
+        return value
+
+    topic_id = r.get("id", str, required=True, check=check_id)
+    title = r.get("title", str, required=True)
+    if not title.strip():
+        r.fail("title", "must not be empty")
+    timezone = r.get("timezone", str, defaults["timezone"], check=check_timezone)
+    interval = r.get("interval", str, defaults["interval"], check=_duration)
+    cron = r.get("cron", str, None, check=check_cron)
+    if cron is None and "interval" not in r.table:
+        cron = defaults["cron"]
+    sources_raw = r.get("sources", list, None, required=True)
+    if not sources_raw:
+        r.fail("sources", "needs at least one [[topics.sources]] table with a url")
+    sources = tuple(_source(path, s, f"{where}.sources[{j}]", timezone) for j, s in enumerate(sources_raw))
+    topic = TopicConfig(
+        id=topic_id, title=title.strip(), sources=sources,
+        subtitle=r.get("subtitle", str, None),
+        language=r.get("language", str, None),
+        timezone=timezone, interval=interval, cron=cron,
+        max_entries=r.get("max_entries", int, defaults["max_entries"], check=_positive),
+        include=r.strings("include"), exclude=r.strings("exclude"),
+        formats=r.get("formats", list, defaults["formats"], check=_formats),
+    )
+    r.finish()
+    return topic
+
+
+def _source(path: Path, raw: Any, where: str, topic_tz: str) -> SourceConfig:
+    r = _Reader(path, raw, where)
+    url = r.get("url", str, required=True, check=_source_url(path.parent))
+    item = r.get("item", str, None, check=check_selector)
+    fields: dict[str, FieldSelector] = {}
+    for name in SELECTOR_FIELDS:
+        text = r.get(name, str, None)
+        if text is not None:
+            sel = FieldSelector.parse(text)
+            if sel.css:
+                try:
+                    check_selector(sel.css)
+                except ValueError as exc:
+                    r.fail(name, str(exc))
+            fields[name] = sel
+    if fields and item is None:
+        r.fail("item", f"is required when field selectors ({', '.join(fields)}) are given: "
+                       "it selects the block that holds one item")
+
+    def check_encoding(name: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(name)
+        except LookupError:
+            raise ValueError(f"{name!r} is not a known text encoding (try 'cp932', 'euc-jp', 'utf-8')") from None
+        return name
+
+    source = SourceConfig(
+        url=url,
+        selectors=Selectors(item=item, **fields) if item else None,
+        encoding=r.get("encoding", str, None, check=check_encoding),
+        robots=r.get("robots", bool, True),
+        timezone=r.get("timezone", str, topic_tz, check=check_timezone),
+    )
+    r.finish()
+    return source

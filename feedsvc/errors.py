@@ -1,0 +1,60 @@
+"""The exceptions feedsvc raises on purpose. Stdlib only: every module may import this.
+
+The CLI turns a FeedsvcError into one line on stderr and an exit code; anything else
+that escapes is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class FeedsvcError(Exception):
+    """Base of every error feedsvc reports to the user as one clean line."""
+
+    exit_code = 1
+
+
+class ConfigError(FeedsvcError):
+    """The config file is wrong. The message names the file, the key and the fix."""
+
+    exit_code = 2
+
+    def __init__(self, path: str, key: str, problem: str) -> None:
+        self.path, self.key, self.problem = path, key, problem
+        where = f"{path}: {key}" if key else path
+        super().__init__(f"{where}: {problem}")
+
+
+class UsageError(FeedsvcError):
+    """The command line asks for something that does not exist (an unknown topic, say)."""
+
+    exit_code = 2
+
+
+class LockedError(FeedsvcError):
+    """Another feedsvc process holds the state lock and did not let go in time."""
+
+    exit_code = 3
+
+
+class SourceError(FeedsvcError):
+    """One source could not be read: recorded as data, the topic goes on.
+
+    `kind` is a short machine-readable word: network, timeout, http, too-large,
+    decode, robots, empty, drift, parse.
+    """
+
+    def __init__(self, kind: str, message: str, *, retry_after: float | None = None) -> None:
+        self.kind, self.message, self.retry_after = kind, message, retry_after
+        super().__init__(f"{kind}: {message}")
+
+
+class FetchError(SourceError):
+    """The page could not be fetched (network, HTTP status, timeout, size, robots.txt)."""
+
+
+class StoreError(FeedsvcError):
+    """The SQLite state could not be read or written. Stops the run."""
+
+
+class PublishError(FeedsvcError):
+    """A feed could not be built or written. Stops the run."""
