@@ -8,6 +8,7 @@ does the wrong thing.
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import os
 import re
@@ -159,6 +160,14 @@ def check_http_url(url: str) -> str:
     return str(url)
 
 
+def check_encoding_name(name: str) -> str:
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise ValueError(f"{name!r} is not a known text encoding (try 'cp932', 'euc-jp', 'utf-8')") from None
+    return name
+
+
 def check_selector(css: str) -> str:
     import soupsieve  # Beautiful Soup's CSS engine: refuse a broken selector before any fetch
 
@@ -252,7 +261,7 @@ def _formats(value: list[Any]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(value))
 
 
-def _source_url(config_dir: Path) -> Callable[[str], str]:
+def source_url_checker(config_dir: Path) -> Callable[[str], str]:
     def check(url: str) -> str:
         url = url.strip()
         scheme = urlsplit(url).scheme.lower()
@@ -376,7 +385,7 @@ def _topic(path: Path, raw: Any, where: str, defaults: dict[str, Any]) -> TopicC
 
 def _source(path: Path, raw: Any, where: str, topic_tz: str) -> SourceConfig:
     r = _Reader(path, raw, where)
-    url = r.get("url", str, required=True, check=_source_url(path.parent))
+    url = r.get("url", str, required=True, check=source_url_checker(path.parent))
     item = r.get("item", str, None, check=check_selector)
     fields: dict[str, FieldSelector] = {}
     for name in SELECTOR_FIELDS:
@@ -392,20 +401,10 @@ def _source(path: Path, raw: Any, where: str, topic_tz: str) -> SourceConfig:
     if fields and item is None:
         r.fail("item", f"is required when field selectors ({', '.join(fields)}) are given: "
                        "it selects the block that holds one item")
-
-    def check_encoding(name: str) -> str:
-        import codecs
-
-        try:
-            codecs.lookup(name)
-        except LookupError:
-            raise ValueError(f"{name!r} is not a known text encoding (try 'cp932', 'euc-jp', 'utf-8')") from None
-        return name
-
     source = SourceConfig(
         url=url,
         selectors=Selectors(item=item, **fields) if item else None,
-        encoding=r.get("encoding", str, None, check=check_encoding),
+        encoding=r.get("encoding", str, None, check=check_encoding_name),
         robots=r.get("robots", bool, True),
         timezone=r.get("timezone", str, topic_tz, check=check_timezone),
     )

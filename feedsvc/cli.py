@@ -1,0 +1,391 @@
+"""The `feedsvc` command: argument parsing, logging set-up, and errors turned into exit codes.
+
+Exit codes: 0 all went well; 1 a source failed (named on stderr); 2 a bad config or
+command line; 3 another feedsvc process holds the state lock. Domain errors become one
+line on stderr; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import textwrap
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence, TextIO
+
+from feedsvc import __version__
+from feedsvc.config import Config, FieldSelector, Selectors, SourceConfig, check_selector, load_config
+from feedsvc.errors import FeedsvcError, UsageError
+
+log = logging.getLogger("feedsvc")
+
+EXAMPLES = {
+    "refresh": """\
+        examples:
+          feedsvc refresh                      # every topic in ./config.toml
+          feedsvc refresh peace-talks -v       # one topic, with a line per topic
+          feedsvc --config /srv/feeds.toml --quiet refresh    # from cron: silent unless something failed
+          feedsvc refresh --dry-run            # what would be new, updated or merged; writes nothing
+        """,
+    "run": """\
+        examples:
+          feedsvc run                          # refresh each topic on its schedule until SIGTERM
+          feedsvc run --serve --port 8080      # and serve the feeds folder on http://127.0.0.1:8080/
+          kill -HUP <pid>                      # reload config.toml without stopping
+        """,
+    "preview": """\
+        examples:
+          feedsvc preview https://example.com/topics/peace-talks
+          feedsvc preview examples/peace-talks.txt --json
+          feedsvc preview page.html --item 'li.card' --title 'h3' --link 'a@href' --date 'time@datetime'
+        """,
+    "status": """\
+        examples:
+          feedsvc status                       # a table of topics and sources
+          feedsvc status --json                # the same, for scripts and monitoring
+        """,
+    "serve": """\
+        examples:
+          feedsvc serve                        # http://127.0.0.1:8080/peace-talks.atom
+          feedsvc serve --host 0.0.0.0 --port 8000
+        """,
+    "check": """\
+        examples:
+          feedsvc check                        # is ./config.toml valid? prints its topics
+          feedsvc --config other.toml check
+        """,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="feedsvc",
+        description="Turn web pages that have no feed into Atom feeds.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=textwrap.dedent("""\
+            examples:
+              feedsvc refresh                 # read ./config.toml, write feeds/<topic>.atom
+              feedsvc preview URL             # what would become entries, from any page
+              feedsvc run                     # a daemon that refreshes each topic on its schedule
+            Run `feedsvc COMMAND --help` for a command's options."""),
+    )
+    parser.add_argument("--config", metavar="PATH", default="config.toml",
+                        help="the config file (default: ./config.toml)")
+    parser.add_argument("--log-level", metavar="LEVEL", type=str.upper,
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="DEBUG, INFO, WARNING or ERROR (default: INFO for run, ERROR otherwise)")
+    parser.add_argument("--log-format", choices=["text", "json"], default="text",
+                        help="log lines as text or as one JSON object per line")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only errors (for cron)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="print the summary lines even when not on a terminal")
+    parser.add_argument("--version", action="version", version=f"feedsvc {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text,
+                              epilog=textwrap.dedent(EXAMPLES[name]),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = command("refresh", "Fetch the topics' sources once and publish what changed.")
+    p.add_argument("topics", nargs="*", metavar="TOPIC", help="topic ids (default: all)")
+    p.add_argument("--force", action="store_true", help="ignore ETag/Last-Modified and failure backoff")
+    p.add_argument("--dry-run", action="store_true",
+                   help="fetch and compare with the stored state; write nothing, list what would change")
+    p.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="how long to wait for another feedsvc to finish (default: 60)")
+
+    p = command("run", "Run as a daemon: refresh each topic on its own schedule.")
+    p.add_argument("--no-initial-refresh", action="store_true", help="wait for the first scheduled time")
+    p.add_argument("--serve", action="store_true", help="also serve the feeds folder over HTTP")
+    p.add_argument("--host", default="127.0.0.1", help="address for --serve (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port for --serve (default: 8080)")
+
+    p = command("preview", "Show what a page would give as entries, touching no state and no feed.")
+    p.add_argument("url", metavar="URL-or-PATH", help="an http(s) URL, a file: URL or a local file")
+    p.add_argument("--json", action="store_true", help="print a JSON list of items")
+    p.add_argument("--timezone", default=None, help="time zone for dates written without one (default: config's)")
+    p.add_argument("--language", default=None, help="the page's language, e.g. ja")
+    p.add_argument("--encoding", default=None, help="decode the page with this codec, whatever it declares")
+    for name in ("item", "title", "link", "summary", "date", "image"):
+        p.add_argument(f"--{name}", metavar="CSS", help=f"CSS selector for the {name}"
+                       + (" blocks" if name == "item" else " (attr form: a@href)"))
+
+    p = command("status", "Show each topic's and source's health.")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = command("serve", "Serve the feeds folder over HTTP (for small setups; use nginx in production).")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+
+    command("check", "Check the config file and list its topics and sources.")
+    return parser
+
+
+# --------------------------------------------------------------------------- logging
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        data.update(getattr(record, "fields", {}) or {})
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False, default=str)
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    if level != "DEBUG":  # APScheduler and urllib3 talk a lot at INFO
+        for noisy in ("apscheduler", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+class Progress:
+    """A one-line progress bar on a terminal's stderr; silent elsewhere."""
+
+    def __init__(self, stream: TextIO, enabled: bool) -> None:
+        self.stream, self.enabled, self.shown = stream, enabled, False
+
+    def __call__(self, message: str) -> None:
+        if not self.enabled:
+            return
+        done, _, rest = message.partition(" ")
+        n, _, total = done.partition("/")
+        width = 24
+        filled = int(width * int(n) / max(int(total), 1)) if n.isdigit() and total.isdigit() else 0
+        bar = "#" * filled + "-" * (width - filled)
+        self.stream.write(f"\r[{bar}] {done} {rest[:50]:<50}")
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r" + " " * 90 + "\r")
+            self.stream.flush()
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def cmd_refresh(args: argparse.Namespace, config: Config, chatty: bool) -> int:
+    from feedsvc import pipeline
+
+    if args.dry_run:
+        plans = pipeline.plan_topics(config, args.topics, now=now_utc(), force=args.force)
+        print_plans(plans)
+        return 1 if any(s.status == "failed" for tp in plans for s in tp.sources) else 0
+
+    from feedsvc.lock import StateLock
+
+    progress = Progress(sys.stderr, chatty and sys.stderr.isatty())
+    with StateLock(config.lock_path, timeout=args.lock_timeout, who="feedsvc refresh"):
+        results = pipeline.refresh(config, args.topics, now=now_utc(), force=args.force, progress=progress)
+    progress.clear()
+    failed = 0
+    for r in results:
+        if chatty:
+            failed_sources = len(r.failures)
+            print(f"{r.topic}: {r.entries} entries, {r.new} new, {r.updated} updated, "
+                  f"{failed_sources} failed source{'s' if failed_sources != 1 else ''}"
+                  + ("" if r.feed_written else " (feed unchanged)"))
+        for s in r.failures:
+            failed += 1
+            print(f"feedsvc: {r.topic}: source failed: {s.url}: {s.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def print_plans(plans: Sequence[Any]) -> None:
+    for tp in plans:
+        p = tp.plan
+        print(f"{tp.topic.id}: would add {len(p.new)}, update {len(p.updated)}, "
+              f"keep {len(p.unchanged)}, merge {len(p.merged)} duplicate(s)")
+        for s in tp.sources:
+            if s.status != "ok":
+                print(f"  source {s.status}: {s.url}" + (f": {s.error}" if s.error else ""))
+        for e in p.new:
+            print(f"  new      {e.title}")
+        for old, new in p.updated:
+            print(f"  updated  {new.title}  [{new.id}]")
+            for label, a, b in (("title", old.title, new.title), ("summary", old.summary, new.summary)):
+                if a != b:
+                    print(f"           {label} was: {a}")
+                    print(f"           {label} now: {b}")
+        for item, entry_id, why in p.merged:
+            print(f"  merged   {item.title}  -> {entry_id} ({why})")
+
+
+def cmd_preview(args: argparse.Namespace, config: Config | None) -> int:
+    from feedsvc import pipeline
+    from feedsvc.config import check_encoding_name, check_timezone, source_url_checker
+
+    try:
+        url = source_url_checker(Path.cwd())(args.url)
+        tz = check_timezone(args.timezone or (config.timezone if config else "UTC"))
+        encoding = check_encoding_name(args.encoding) if args.encoding else None
+        fields = {}
+        for name in ("title", "link", "summary", "date", "image"):
+            text = getattr(args, name)
+            if text:
+                sel = FieldSelector.parse(text)
+                if sel.css:
+                    check_selector(sel.css)
+                fields[name] = sel
+        if args.item:
+            check_selector(args.item)
+    except ValueError as exc:
+        raise UsageError(f"preview: {exc}") from None
+    if fields and not args.item:
+        raise UsageError("preview: --item is needed with field selectors (it selects one item's block)")
+    selectors = Selectors(item=args.item, **fields) if args.item else None
+    source = SourceConfig(url=url, selectors=selectors, encoding=encoding, timezone=tz, robots=True)
+    if config is None:
+        from feedsvc.config import config_from_dict
+
+        config = config_from_dict({"topics": [{"id": "preview", "title": "preview", "sources": [{"url": url}]}]},
+                                  Path.cwd() / "config.toml")
+    page, raws, items = pipeline.preview(source, config, now=now_utc(), language=args.language)
+    by_position = {r.position: r for r in raws}
+    if args.json:
+        out = [{
+            "title": i.title, "title_is_derived": i.title_is_derived, "link": i.link,
+            "published": i.published.isoformat() if i.published else None,
+            "published_from": i.published_from, "summary": i.summary, "image": i.image,
+            "found_by": by_position[i.position].found_by if i.position in by_position else None,
+        } for i in items]
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{page.url}  ({page.content_type}, {page.encoding}): {len(items)} item(s)")
+    for n, i in enumerate(items, 1):
+        found_by = by_position[i.position].found_by if i.position in by_position else "?"
+        date = i.published.isoformat() if i.published else "-"
+        print(f"\n{n:>3}. {i.title}" + ("  (title made from the summary)" if i.title_is_derived else ""))
+        print(f"     link: {i.link or '-'}")
+        print(f"     date: {date}" + (f" (from {i.published_from})" if i.published_from else ""))
+        if i.summary:
+            print(f"     text: {i.summary[:100]}{'…' if len(i.summary) > 100 else ''}")
+        print(f"     found by: {found_by}")
+    if not items:
+        print("no items found: the page may have no listing; try --item and field selectors")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, config: Config) -> int:
+    from feedsvc.store import Store
+
+    topics = []
+    states = {}
+    counts = {}
+    if config.state.exists():
+        with Store.open(config.state) as store:
+            states = {s.url: s for s in store.source_states()}
+            counts = {t.id: min(store.topic_entry_count(t.id), t.max_entries) for t in config.topics}
+    for t in config.topics:
+        sources = []
+        for s in t.sources:
+            st = states.get(s.url)
+            sources.append({
+                "url": s.url,
+                "last_success": iso(st.last_success_at) if st else None,
+                "last_failure": iso(st.last_failure_at) if st else None,
+                "last_error": st.last_error if st else None,
+                "consecutive_failures": st.consecutive_failures if st else 0,
+                "next_try": iso(st.next_try_at) if st else None,
+                "items": st.last_item_count if st else None,
+            })
+        topics.append({"id": t.id, "title": t.title, "entries": counts.get(t.id, 0), "sources": sources})
+    if args.json:
+        print(json.dumps({"state": str(config.state), "topics": topics}, ensure_ascii=False, indent=2))
+        return 0
+    for t in topics:
+        print(f"{t['id']}  {t['title']}  ({t['entries']} entries in the feed)")
+        for s in t["sources"]:
+            health = "never fetched" if not (s["last_success"] or s["last_failure"]) else (
+                "ok" if not s["consecutive_failures"] else f"FAILING x{s['consecutive_failures']}")
+            print(f"  {health:<14} {s['url']}")
+            print(f"      last success: {s['last_success'] or '-'}   items: "
+                  f"{s['items'] if s['items'] is not None else '-'}")
+            if s["consecutive_failures"]:
+                print(f"      last failure: {s['last_failure']}: {s['last_error']}")
+                print(f"      next try: {s['next_try'] or 'next run'}")
+    return 0
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def cmd_check(config: Config) -> int:
+    print(f"{config.path}: ok")
+    print(f"  feeds: {config.output_dir}   state: {config.state}")
+    for t in config.topics:
+        schedule = f"cron {t.cron}" if t.cron else f"every {t.interval}"
+        print(f"  {t.id}: {t.title} ({len(t.sources)} source(s), {schedule}, {', '.join(t.formats)})")
+        for s in t.sources:
+            print(f"    {s.url}" + ("  [selectors]" if s.selectors else ""))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    from feedsvc.serve import serve
+
+    config.output_dir.mkdir(parents=True, exist_ok=True)
+    print(f"serving {config.output_dir} on http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
+    serve(config.output_dir, args.host, args.port)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    level = args.log_level or ("INFO" if args.command == "run" else "ERROR" if args.quiet else "WARNING")
+    if args.command == "refresh" and not args.log_level:
+        level = "ERROR"  # failed sources are printed by the command itself, once
+    setup_logging(level, args.log_format)
+    chatty = not args.quiet and (args.verbose or sys.stdout.isatty())
+    try:
+        if args.command == "preview":
+            config = load_config(args.config) if Path(args.config).exists() else None
+            return cmd_preview(args, config)
+        if args.command == "run":
+            from feedsvc import daemon
+
+            load_config(args.config)  # refuse a bad config before starting anything
+            return daemon.run(Path(args.config), initial_refresh=not args.no_initial_refresh,
+                              serve=(args.host, args.port) if args.serve else None)
+        config = load_config(args.config)
+        if args.command == "refresh":
+            return cmd_refresh(args, config, chatty)
+        if args.command == "status":
+            return cmd_status(args, config)
+        if args.command == "serve":
+            return cmd_serve(args, config)
+        return cmd_check(config)
+    except FeedsvcError as exc:
+        print(f"feedsvc: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("feedsvc: interrupted", file=sys.stderr)
+        return 130

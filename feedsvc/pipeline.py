@@ -1,0 +1,237 @@
+"""The one place that wires the steps together: fetch -> extract -> normalize -> dedupe -> store -> publish.
+
+`refresh()` is what `feedsvc refresh` and every scheduled job of `feedsvc run` call. It
+does not take the state lock (its callers do) and does not read the clock (`now` is
+passed in), so a test can replay any moment.
+
+A source's failure is data: it is recorded in the store, backed off, reported in the
+RefreshResult, and the topic's feed keeps the entries it had. Store and publish errors
+stop the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from feedsvc import dedupe, extract, normalize, publish
+from feedsvc.config import Config, SourceConfig, TopicConfig
+from feedsvc.errors import FetchError, SourceError, UsageError
+from feedsvc.fetch import Fetcher, next_try_at
+from feedsvc.model import Entry, Item, NotModified, Page, RawItem, RefreshResult, SourceOutcome, SourceState
+from feedsvc.normalize import NormalizeContext, fold
+from feedsvc.store import Store
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class SourceItems:
+    """What one source gave in this run: its items, or why it gave none."""
+
+    outcome: SourceOutcome
+    items: list[Item] = field(default_factory=list)
+    fresh: bool = False  # True when the page was fetched and parsed (not 304, not failed)
+
+
+@dataclass
+class TopicPlan:
+    """What a refresh would do to one topic: the dry-run report and the input to save."""
+
+    topic: TopicConfig
+    plan: dedupe.Plan
+    sources: list[SourceOutcome]
+
+
+def select_topics(config: Config, topic_ids: Sequence[str] | None) -> list[TopicConfig]:
+    if not topic_ids:
+        return list(config.topics)
+    unknown = [t for t in topic_ids if config.topic(t) is None]
+    if unknown:
+        known = ", ".join(t.id for t in config.topics)
+        raise UsageError(f"unknown topic {', '.join(map(repr, unknown))} in {config.path}; known topics: {known}")
+    return [t for t in config.topics if t.id in topic_ids]
+
+
+def make_fetcher(config: Config) -> Fetcher:
+    return Fetcher(
+        user_agent=config.user_agent,
+        timeout=config.timeout.total_seconds(),
+        max_bytes=config.max_bytes,
+        host_delay=config.host_delay.total_seconds(),
+        host_delays={h: d.total_seconds() for h, d in config.hosts.items()},
+    )
+
+
+def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: datetime, force: bool = False,
+            dry_run: bool = False, progress: Progress | None = None) -> list[RefreshResult]:
+    """Refresh the named topics (all when None) and publish what changed.
+
+    With dry_run, nothing is written: not the store, not the feeds (see `plan_topics`).
+    """
+    if dry_run:
+        raise UsageError("use plan_topics() for a dry run")
+    topics = select_topics(config, topic_ids)
+    started = time.monotonic()
+    results: list[RefreshResult] = []
+    with Store.open(config.state) as store:
+        by_source = gather_sources(config, topics, store, now=now, force=force, progress=progress, record=True)
+        for topic in topics:
+            t0 = time.monotonic()
+            tp = plan_topic(topic, by_source, store, now=now)
+            store.save(tp.plan, topic.id, now)
+            entries = store.entries(topic.id, limit=topic.max_entries)
+            written = publish.write_feeds(topic, entries, config)
+            result = RefreshResult(
+                topic=topic.id, entries=len(entries), new=len(tp.plan.new), updated=len(tp.plan.updated),
+                unchanged=len(tp.plan.unchanged), feed_written=bool(written), sources=tp.sources,
+                seconds=time.monotonic() - t0,
+            )
+            results.append(result)
+        store.prune(now, config.retention)
+        publish.write_indexes(config, {t.id: store.entries(t.id, limit=t.max_entries) for t in config.topics})
+    log.debug("refresh of %d topic(s) took %.2fs", len(topics), time.monotonic() - started)
+    return results
+
+
+def plan_topics(config: Config, topic_ids: Sequence[str] | None = None, *, now: datetime,
+                force: bool = False) -> list[TopicPlan]:
+    """Fetch and compare with the stored state, writing nothing: what `refresh --dry-run` shows."""
+    topics = select_topics(config, topic_ids)
+    with ExitStack() as stack:
+        path = config.state
+        if not path.exists():
+            # A dry run must not create the state file: compare against an empty store.
+            path = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "empty.sqlite"
+        store = stack.enter_context(Store.open(path))
+        by_source = gather_sources(config, topics, store, now=now, force=force, progress=None, record=False)
+        return [plan_topic(topic, by_source, store, now=now) for topic in topics]
+
+
+def gather_sources(config: Config, topics: Sequence[TopicConfig], store: Store, *, now: datetime, force: bool,
+                   progress: Progress | None, record: bool) -> dict[str, SourceItems]:
+    """Fetch every distinct source of the topics once (concurrently across hosts) and parse it."""
+    sources: dict[str, tuple[SourceConfig, TopicConfig]] = {}
+    for topic in topics:
+        for source in topic.sources:
+            sources.setdefault(source.url, (source, topic))
+    states = {url: store.source_state(url) for url in sources}
+    by_source: dict[str, SourceItems] = {}
+    jobs: list[tuple[SourceConfig, SourceState | None]] = []
+    for url, (source, _topic) in sources.items():
+        state = states[url]
+        if not force and state.next_try_at is not None and now < state.next_try_at:
+            by_source[url] = SourceItems(SourceOutcome(url, "skipped", error=f"backed off until "
+                                                       f"{state.next_try_at.isoformat()} after: {state.last_error}"))
+            continue
+        jobs.append((source, state))
+    if not jobs:
+        return by_source
+    with make_fetcher(config) as fetcher:
+        done = 0
+        for source, answer in fetcher.fetch_many(jobs, now=now, force=force):
+            topic = sources[source.url][1]
+            state = states[source.url]
+            by_source[source.url] = read_source(source, topic, state, answer, now=now)
+            if record:
+                store.save_source_state(state)
+            done += 1
+            if progress:
+                progress(f"{done}/{len(jobs)} {source.url}")
+    return by_source
+
+
+def read_source(source: SourceConfig, topic: TopicConfig, state: SourceState,
+                answer: Page | NotModified | FetchError, *, now: datetime) -> SourceItems:
+    """Turn one fetch answer into items, updating `state` in place (validators, health)."""
+    url = source.url
+    if isinstance(answer, NotModified):
+        mark_success(state, now)
+        return SourceItems(SourceOutcome(url, "not-modified", items=state.last_item_count or 0))
+    try:
+        if isinstance(answer, FetchError):
+            raise answer
+        raws = extract.extract_items(answer, source.selectors)
+        items = normalize.normalize_items(raws, NormalizeContext(
+            page_url=answer.url, fetched_at=now, timezone=source.timezone, language=topic.language))
+        if not items:
+            if state.last_item_count:
+                raise SourceError("drift", f"found no items where the last good fetch found "
+                                           f"{state.last_item_count}: the page may have changed; "
+                                           "its entries stay in the feed")
+            raise SourceError("empty", "found no items on the page (is it a listing? try `feedsvc preview`)")
+    except SourceError as exc:
+        mark_failure(state, exc, now)
+        log.warning("source failed: %s: %s", url, exc)
+        return SourceItems(SourceOutcome(url, "failed", error=str(exc)))
+    mark_success(state, now)
+    state.etag, state.last_modified = answer.etag, answer.last_modified
+    state.last_item_count = len(items)
+    return SourceItems(SourceOutcome(url, "ok", items=len(items)), items, fresh=True)
+
+
+def mark_success(state: SourceState, now: datetime) -> None:
+    state.last_success_at = now
+    state.consecutive_failures = 0
+    state.next_try_at = None
+
+
+def mark_failure(state: SourceState, exc: SourceError, now: datetime) -> None:
+    state.last_failure_at = now
+    state.last_error = str(exc)
+    state.consecutive_failures += 1
+    state.next_try_at = next_try_at(state.consecutive_failures, now, exc.retry_after)
+
+
+def plan_topic(topic: TopicConfig, by_source: dict[str, SourceItems], store: Store, *, now: datetime) -> TopicPlan:
+    """Dedupe the items of the topic's fresh sources against the store. Writes nothing."""
+    items: list[Item] = []
+    outcomes: list[SourceOutcome] = []
+    for source in topic.sources:
+        got = by_source[source.url]
+        outcomes.append(got.outcome)
+        items.extend(keep(topic, got.items))
+    return TopicPlan(topic, dedupe.plan(items, store, topic.id, now), outcomes)
+
+
+def keep(topic: TopicConfig, items: Sequence[Item]) -> list[Item]:
+    """The topic's include / exclude keywords, matched on the folded title and summary."""
+    if not topic.include and not topic.exclude:
+        return list(items)
+    include = [fold(k) for k in topic.include]
+    exclude = [fold(k) for k in topic.exclude]
+    kept = []
+    for item in items:
+        text = fold(item.title + " " + item.summary)
+        if include and not any(k in text for k in include):
+            continue
+        if any(k in text for k in exclude):
+            continue
+        kept.append(item)
+    return kept
+
+
+def preview(source: SourceConfig, config: Config, *, now: datetime, language: str | None = None
+            ) -> tuple[Page, list[RawItem], list[Item]]:
+    """Fetch one page and show what would become entries. Touches no state and no feed."""
+    with make_fetcher(config) as fetcher:
+        answer = fetcher.fetch(source, None, now=now, force=True)
+    assert isinstance(answer, Page)  # force=True sends no validators, so no 304
+    raws = extract.extract_items(answer, source.selectors)
+    items = normalize.normalize_items(raws, NormalizeContext(
+        page_url=answer.url, fetched_at=now, timezone=source.timezone, language=language))
+    return answer, raws, items
+
+
+def feed_entries(config: Config, topic_id: str) -> list[Entry]:
+    with Store.open(config.state) as store:
+        topic = config.topic(topic_id)
+        return store.entries(topic_id, limit=topic.max_entries if topic else None)
