@@ -1,0 +1,382 @@
+"""`feedsvc run`: refresh each topic on its own schedule until SIGTERM. The only user of APScheduler.
+
+One job per topic, with the topic id as its job id, so a reload can add, remove or
+reschedule exactly the topics that changed. Each job calls the same `pipeline.refresh`
+as `feedsvc refresh`, inside the same state lock, so a cron refresh beside the daemon
+waits for it (or gives up with exit code 3) instead of writing beside it.
+
+Signals are only queued by their handlers; the main thread acts on them (APScheduler's
+methods take locks, which a signal handler must not do). SIGHUP reloads the config,
+SIGTERM and SIGINT stop: running refreshes get a short grace period, then are abandoned.
+Abandoning is safe because feeds are written to a temporary file and renamed, and the
+store commits one transaction per topic; the kernel drops the flock when the process ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.executors.base import BaseExecutor, run_job
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from feedsvc.config import Config, TopicConfig, load_config
+from feedsvc.errors import FeedsvcError, LockedError
+from feedsvc.lock import StateLock
+from feedsvc.model import RefreshResult
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE = 3.0  # seconds a running refresh may take to finish after SIGTERM before it is abandoned
+RefreshFn = Callable[..., Sequence[RefreshResult]]
+
+# --------------------------------------------------------------------------- triggers
+
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab numbering: 0 (and 7) is Sunday
+
+
+def _weekday(text: str) -> int:
+    text = text.strip().lower()
+    if text.isdigit():
+        return int(text)
+    if text[:3] in _WEEKDAYS:
+        return _WEEKDAYS.index(text[:3])
+    raise ValueError(f"{text!r} is not a weekday")
+
+
+def crontab_weekdays(field: str) -> str:
+    """A crontab weekday field as APScheduler 3 day names.
+
+    APScheduler 3 counts weekdays from Monday = 0 (its issue 286), crontab from
+    Sunday = 0, so `1` and `*/2` mean other days there; names mean the same in both.
+    """
+    days: set[int] = set()
+    for part in field.lower().split(","):
+        base, slash, step_text = part.partition("/")
+        step = int(step_text) if slash else 1
+        if base in ("*", "?"):
+            lo, hi = 0, 6
+        elif "-" in base:
+            a, b = base.split("-", 1)
+            lo, hi = _weekday(a), _weekday(b)
+            if hi < lo and hi == 0:
+                hi = 7  # "fri-sun": Sunday written as the end of a range
+        else:
+            lo = _weekday(base)
+            hi = 7 if slash else lo  # "1/2" is "1-7/2", as in Vixie cron
+        if step < 1 or not 0 <= lo <= hi <= 7:
+            raise ValueError(f"{field!r} is not a crontab weekday field")
+        days.update(d % 7 for d in range(lo, hi + 1, step))
+    if len(days) == 7:
+        return "*"
+    return ",".join(_WEEKDAYS[d] for d in sorted(days))
+
+
+def crontab_trigger(expr: str, tz: str, jitter: float | None = None) -> BaseTrigger:
+    """A trigger that fires when crontab would, in time zone `tz`.
+
+    As in crontab, when both day-of-month and day-of-week are restricted, either one
+    matching is enough (APScheduler's CronTrigger wants both: hence the OrTrigger).
+    """
+    minute, hour, dom, month, dow = expr.split()
+    zone = ZoneInfo(tz)
+    dow_names = crontab_weekdays(dow)
+
+    def cron(day: str, day_of_week: str, with_jitter: float | None) -> CronTrigger:
+        return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=day_of_week,
+                           timezone=zone, jitter=with_jitter)
+
+    dom_restricted = not dom.startswith(("*", "?"))
+    dow_restricted = not dow.startswith(("*", "?"))
+    if dom_restricted and dow_restricted:
+        return OrTrigger([cron(dom, "*", None), cron("*", dow_names, None)], jitter=jitter)
+    return cron(dom, dow_names, jitter)
+
+
+def make_trigger(topic: TopicConfig, config: Config) -> BaseTrigger:
+    jitter = config.jitter.total_seconds() or None
+    if topic.cron:
+        return crontab_trigger(topic.cron, topic.timezone, jitter)
+    return IntervalTrigger(seconds=topic.interval.total_seconds(), timezone=ZoneInfo(topic.timezone),
+                           jitter=jitter)
+
+
+def schedule_key(topic: TopicConfig, config: Config) -> tuple[Any, ...]:
+    """What a job's trigger is made of: when it changes on reload, the job is rescheduled."""
+    return (topic.cron, topic.interval, topic.timezone, config.jitter)
+
+
+def describe_schedule(topic: TopicConfig) -> str:
+    return f"cron '{topic.cron}' ({topic.timezone})" if topic.cron else f"every {topic.interval}"
+
+
+# --------------------------------------------------------------------------- executor
+
+
+class _DaemonThreadExecutor(BaseExecutor):
+    """Runs each job in its own daemon thread.
+
+    APScheduler's ThreadPoolExecutor uses concurrent.futures, whose worker threads the
+    interpreter joins at exit: a refresh stuck in a 30 s fetch would hold up SIGTERM.
+    Daemon threads are simply abandoned at exit, which the pipeline is built to survive.
+    (max_instances is still enforced by BaseExecutor.submit_job.)
+    """
+
+    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        def target() -> None:
+            try:
+                events = run_job(job, job._jobstore_alias, run_times, self._logger.name)
+            except BaseException as exc:
+                self._run_job_error(job.id, exc, exc.__traceback__)
+            else:
+                self._run_job_success(job.id, events)
+
+        threading.Thread(target=target, name=f"feedsvc-{job.id}", daemon=True).start()
+
+
+# --------------------------------------------------------------------------- the daemon
+
+
+class Daemon:
+    """The scheduler, its jobs and the running config. `run()` adds signals and the main loop.
+
+    `refresh` is `pipeline.refresh` unless a test passes another function with its signature.
+    """
+
+    def __init__(self, config_path: Path, config: Config, *, initial_refresh: bool = True,
+                 lock_timeout: float = 600.0, refresh: RefreshFn | None = None) -> None:
+        self.config_path = Path(config_path)
+        self.config = config  # replaced whole on reload; a job reads it once when it starts
+        self.initial_refresh = initial_refresh
+        self.lock_timeout = lock_timeout
+        self._refresh = refresh
+        self.stopping = threading.Event()
+        self._running: set[str] = set()
+        self._idle = threading.Condition()
+        self.scheduler = BackgroundScheduler(
+            executors={"default": _DaemonThreadExecutor()},
+            job_defaults={
+                "coalesce": True,  # runs missed while asleep or busy collapse into one
+                "max_instances": 1,  # never two refreshes of one topic at once
+                # With coalesce, a late run is one catch-up refresh however late it is: a feed
+                # that is refreshed late beats one that waits a whole period (a daily cron).
+                "misfire_grace_time": None,
+            },
+            timezone=timezone.utc,
+        )
+
+    # -- jobs
+
+    def _add_job(self, topic: TopicConfig, config: Config, *, run_now: bool) -> None:
+        kwargs: dict[str, Any] = {}
+        if run_now:
+            kwargs["next_run_time"] = datetime.now(timezone.utc)
+        self.scheduler.add_job(self.refresh_topic, make_trigger(topic, config), args=[topic.id], id=topic.id,
+                               name=f"refresh {topic.id}", replace_existing=True, **kwargs)
+
+    def start(self) -> None:
+        for topic in self.config.topics:
+            self._add_job(topic, self.config, run_now=self.initial_refresh)
+        self.scheduler.start()
+        for topic in self.config.topics:
+            job = self.scheduler.get_job(topic.id)
+            log.info("%s: scheduled %s, next refresh %s", topic.id, describe_schedule(topic),
+                     job.next_run_time.isoformat(timespec="seconds") if job and job.next_run_time else "-")
+
+    def refresh_topic(self, topic_id: str) -> RefreshResult | None:
+        """The job: one topic, under the state lock. Never raises: the schedule goes on."""
+        if self.stopping.is_set():
+            return None
+        config = self.config
+        if config.topic(topic_id) is None:  # removed by a reload while this run was due
+            return None
+        with self._idle:
+            self._running.add(topic_id)
+        try:
+            return self._refresh_locked(config, topic_id)
+        except LockedError as exc:
+            if self.stopping.is_set():
+                log.info("%s: refresh not started, stopping", topic_id)
+            else:
+                log.warning("%s: refresh skipped: %s", topic_id, exc)
+        except FeedsvcError as exc:
+            log.error("%s: refresh failed: %s", topic_id, exc, extra={"fields": {"topic": topic_id}})
+        except Exception:  # a bug: keep the traceback, keep the schedule
+            log.exception("%s: refresh crashed (a bug; the schedule goes on)", topic_id,
+                          extra={"fields": {"topic": topic_id}})
+        finally:
+            with self._idle:
+                self._running.discard(topic_id)
+                self._idle.notify_all()
+        return None
+
+    def _refresh_locked(self, config: Config, topic_id: str) -> RefreshResult | None:
+        refresh = self._refresh
+        if refresh is None:
+            from feedsvc import pipeline  # imported late: `feedsvc run --help` needs none of it
+
+            refresh = pipeline.refresh
+        asked = time.monotonic()
+        with StateLock(config.lock_path, timeout=self.lock_timeout, who=f"feedsvc run, topic {topic_id}",
+                       cancel=self.stopping):
+            started = time.monotonic()
+            if started - asked > 1:
+                log.info("%s: waited %.1fs for the state lock", topic_id, started - asked)
+            results = refresh(config, [topic_id], now=datetime.now(timezone.utc))
+            seconds = time.monotonic() - started
+        for result in results:
+            log_result(result, result.seconds or seconds)
+        return results[0] if results else None
+
+    def running(self) -> set[str]:
+        with self._idle:
+            return set(self._running)
+
+    # -- reload and stop
+
+    def reload(self) -> bool:
+        """Re-read the config file; apply it, or keep the running config if it is broken."""
+        try:
+            new = load_config(self.config_path)
+        except FeedsvcError as exc:
+            log.error("config reload refused, still running the previous config: %s", exc)
+            return False
+        except Exception:
+            log.exception("config reload refused (unexpected error), still running the previous config")
+            return False
+        old = self.config
+        old_ids = {t.id for t in old.topics}
+        new_ids = {t.id for t in new.topics}
+        added = [t for t in new.topics if t.id not in old_ids]
+        removed = sorted(old_ids - new_ids)
+        rescheduled = [t for t in new.topics if t.id in old_ids
+                       and schedule_key(t, new) != schedule_key(old.topic(t.id), old)]  # type: ignore[arg-type]
+        self.config = new  # jobs read it when they start, so source or title changes apply next run
+        for topic_id in removed:
+            if self.scheduler.get_job(topic_id):
+                self.scheduler.remove_job(topic_id)
+        for topic in added:
+            self._add_job(topic, new, run_now=self.initial_refresh)
+        for topic in rescheduled:
+            self.scheduler.reschedule_job(topic.id, trigger=make_trigger(topic, new))
+        if new.output_dir != old.output_dir or new.state != old.state:
+            log.warning("config reload: output_dir or state changed; refreshes use the new paths, "
+                        "but --serve keeps serving %s until a restart", old.output_dir)
+        log.info("config reloaded from %s: %d topics (added: %s; removed: %s; rescheduled: %s)",
+                 self.config_path, len(new.topics), ", ".join(t.id for t in added) or "none",
+                 ", ".join(removed) or "none", ", ".join(t.id for t in rescheduled) or "none",
+                 extra={"fields": {"added": [t.id for t in added], "removed": removed,
+                                   "rescheduled": [t.id for t in rescheduled]}})
+        return True
+
+    def stop(self, grace: float = STOP_GRACE) -> set[str]:
+        """Stop scheduling; give running refreshes `grace` seconds; return those abandoned."""
+        self.stopping.set()  # also ends any wait for the state lock
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        deadline = time.monotonic() + grace
+        with self._idle:
+            while self._running and (left := deadline - time.monotonic()) > 0:
+                self._idle.wait(left)
+            abandoned = set(self._running)
+        if abandoned:
+            log.warning("stopping: abandoning the refresh of %s (feeds are replaced atomically and the "
+                        "store rolls back an unfinished transaction)", ", ".join(sorted(abandoned)))
+        return abandoned
+
+
+def log_result(result: RefreshResult, seconds: float) -> None:
+    """The one INFO line per refresh; with --log-format json its numbers are fields too."""
+    failed = result.failures
+    line = (f"{result.topic}: {result.entries} entries, {result.new} new, {result.updated} updated, "
+            f"{len(failed)} failed source{'' if len(failed) == 1 else 's'}, {seconds:.2f}s")
+    if failed:
+        line += " (failed: " + "; ".join(f"{s.url}: {s.error}" for s in failed) + ")"
+    log.info(line, extra={"fields": {
+        "topic": result.topic, "entries": result.entries, "new": result.new, "updated": result.updated,
+        "failed_sources": len(failed), "feed_written": result.feed_written, "duration_s": round(seconds, 3)}})
+
+
+# --------------------------------------------------------------------------- run
+
+
+def quiet_apscheduler() -> None:
+    """APScheduler logs every job start and end at INFO: keep it at WARNING unless debugging."""
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def run(config_path: Path, *, initial_refresh: bool = True, serve: tuple[str, int] | None = None,
+        lock_timeout: float = 600.0) -> int:
+    """Run in the foreground until SIGTERM or SIGINT (exit code 0). SIGHUP reloads the config.
+
+    Must be called from the main thread (signal handlers live there). Raises ConfigError
+    for a broken config at start, FeedsvcError when --serve cannot bind.
+    """
+    signals: queue.SimpleQueue[int] = queue.SimpleQueue()  # put() is safe inside a signal handler
+
+    def on_signal(signum: int, frame: object) -> None:
+        signals.put(signum)
+
+    handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {s: signal.signal(s, on_signal) for s in handled}
+    daemon: Daemon | None = None
+    httpd = None
+    try:
+        config = load_config(config_path)
+        quiet_apscheduler()
+        if serve is not None:
+            httpd = start_server(config.output_dir, *serve)
+        daemon = Daemon(Path(config_path), config, initial_refresh=initial_refresh, lock_timeout=lock_timeout)
+        daemon.start()
+        log.info("feedsvc run: %d topic(s) from %s, state %s (pid %d; SIGHUP reloads, SIGTERM stops)",
+                 len(config.topics), config.path, config.state, os.getpid())
+        while True:
+            try:
+                signum = signals.get(timeout=1.0)  # a timeout keeps the wait interruptible
+            except queue.Empty:
+                continue
+            if signum == signal.SIGHUP:
+                log.info("SIGHUP: reloading %s", config_path)
+                daemon.reload()
+            else:
+                log.info("%s: stopping", signal.Signals(signum).name)
+                break
+    finally:
+        if daemon is not None:
+            daemon.stop()
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    log.info("stopped")
+    return 0
+
+
+def start_server(root: Path, host: str, port: int) -> Any:
+    from feedsvc.serve import make_server  # written by another module's owner; only --serve needs it
+
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        httpd = make_server(root, host, port)
+    except OSError as exc:
+        raise FeedsvcError(f"cannot serve {root} on {host}:{port}: {exc.strerror or exc}") from None
+    threading.Thread(target=httpd.serve_forever, name="feedsvc-serve", daemon=True).start()
+    bound_host, bound_port = httpd.server_address[:2]
+    log.info("serving %s on http://%s:%d/", root, bound_host, bound_port)
+    return httpd
+
