@@ -1,0 +1,516 @@
+"""Entries -> feed files: Atom (RFC 4287), RSS 2.0, JSON Feed 1.1, index.opml and index.html.
+
+The only module that imports feedgen. Rules it keeps:
+
+- Same state in, same bytes out. Nothing here reads the clock: a feed's `updated` is its
+  newest entry's `updated_at`; a feed with no entries says 1970-01-01T00:00:00+00:00 (the Unix
+  epoch, `EMPTY_FEED_UPDATED`), a fixed time that any entry will move forward.
+- A file is written only when its bytes change (temp file in the same folder, fsync, os.replace),
+  so an unchanged feed keeps its mtime and static hosts keep answering 304.
+- Every text is made XML-safe here, defensively, even though normalize already does it; links
+  and images that are not http(s) (javascript:, data:, …) never reach an output.
+- feedgen raises ValueError late (at serialization): each is turned into a PublishError that
+  names the topic and the field.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import re
+import tempfile
+import uuid
+import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+from urllib.parse import urlsplit
+
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.feed import FeedGenerator
+
+from feedsvc import PROJECT_URL, __version__
+from feedsvc.config import TOPIC_ID, Config, TopicConfig
+from feedsvc.errors import PublishError
+from feedsvc.model import Entry
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = {"atom": ".atom", "rss": ".rss", "json": ".json"}
+MEDIA_TYPES = {"atom": "application/atom+xml", "rss": "application/rss+xml", "json": "application/feed+json"}
+EMPTY_FEED_UPDATED = datetime(1970, 1, 1, tzinfo=timezone.utc)
+INDEX_ENTRIES = 10  # entries per topic on index.html
+JSONFEED_VERSION = "https://jsonfeed.org/version/1.1"
+ATOM_NS = "http://www.w3.org/2005/Atom"
+# uuid5 namespace for feed ids when there is no base_url: fixed forever, so the id never changes.
+FEED_ID_NAMESPACE = uuid.UUID("6f0c7f2e-4b8a-5d35-9a57-7c1d8e0f2a61")
+
+# Characters XML 1.0 forbids (C0 controls but tab/LF/CR, surrogates, U+FFFE, U+FFFF), and the C1
+# controls it discourages (§2.2): readers turn those into cp1252 mojibake (feedparser reads \x80 as €).
+_XML_FORBIDDEN = re.compile("[^\u0009\u000a\u000d\u0020-\u007e\u00a0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# RFC 4287 atomLanguageTag (the schema's pattern): refuse before the schema would.
+_LANG_TAG = re.compile(r"^([A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*)?$")
+_ABS_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$")
+# summary_html is sanitized by normalize; if anything active slipped through, publish the plain text.
+_ACTIVE_HTML = re.compile(r"<\s*/?\s*(script|style|iframe|object|embed|form|base|meta|link)\b"
+                          r"|\son[a-z]+\s*=|javascript\s*:|vbscript\s*:|data\s*:\s*text/html", re.I)
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def xml_safe(text: str | None) -> str:
+    """Drop the characters XML 1.0 cannot carry (normalize does it too; this is the last gate)."""
+    return _XML_FORBIDDEN.sub("", text or "")
+
+
+def _http_url(url: str | None) -> str | None:
+    """The URL when it is an absolute http(s) URL, else None: javascript: and friends never pass."""
+    if not url:
+        return None
+    url = xml_safe(url).strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+        return None
+    return url
+
+
+def _utc(dt: datetime, topic: str, field: str) -> datetime:
+    """UTC, whole seconds: RFC 3339 with an offset, and no odd historical offsets like +09:18:59."""
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise PublishError(f"topic {topic!r}: {field} is a naive datetime ({dt.isoformat()}); "
+                           "every time must carry a time zone")
+    return dt.astimezone(timezone.utc).replace(microsecond=0)
+
+
+def rfc3339(dt: datetime) -> str:
+    return dt.isoformat()
+
+
+def site_name(source_url: str, topic: TopicConfig) -> str:
+    """The site's name for author elements: the host of the page (file: sources: the topic title)."""
+    host = urlsplit(source_url).hostname if source_url else None
+    if not host or urlsplit(source_url).scheme not in ("http", "https"):
+        return topic.title
+    return host[4:] if host.startswith("www.") else host
+
+
+def page_url(topic: TopicConfig, config: Config) -> str:
+    """The topic's page for alternate/htmlUrl: its first http(s) source, else the index page, else the file."""
+    for source in topic.sources:
+        if _http_url(source.url):
+            return source.url
+    if config.base_url:
+        return config.base_url + "index.html"
+    return topic.sources[0].url
+
+
+def feed_url(config: Config, topic_id: str, fmt: str = "atom") -> str | None:
+    """The public URL of a feed (base_url + file), or None when base_url is not set."""
+    name = feed_path(config, topic_id, fmt).name
+    return config.base_url + name if config.base_url else None
+
+
+def _href(config: Config, name: str) -> str:
+    """A link to a file of output_dir: absolute with base_url, else relative (index files sit beside the feeds)."""
+    return config.base_url + name if config.base_url else name
+
+
+def feed_id(config: Config, topic_id: str) -> str:
+    """Stable: base_url + <id>.atom when base_url is set, else urn:uuid:uuid5(topic id). Same every run."""
+    if config.base_url:
+        return config.base_url + topic_id + EXTENSIONS["atom"]
+    return uuid.uuid5(FEED_ID_NAMESPACE, topic_id).urn
+
+
+def feed_path(config: Config, topic_id: str, fmt: str = "atom") -> Path:
+    """<output_dir>/<id>.atom|.rss|.json. Refuses a topic id that could land outside output_dir."""
+    if fmt not in EXTENSIONS:
+        raise PublishError(f"topic {topic_id!r}: unknown feed format {fmt!r}; choose from {', '.join(EXTENSIONS)}")
+    # config validation refuses such ids too; this is the second lock on the same door.
+    if not isinstance(topic_id, str) or not TOPIC_ID.match(topic_id):
+        raise PublishError(f"topic {topic_id!r}: the id cannot name a file in output_dir "
+                           "(lowercase letters, digits and '-')")
+    root = Path(config.output_dir).resolve()
+    path = (root / (topic_id + EXTENSIONS[fmt])).resolve()
+    if path.parent != root:
+        raise PublishError(f"topic {topic_id!r}: {path} is outside output_dir {root}")
+    return path
+
+
+class _Checked:
+    """One entry with every field checked and cleaned, shared by the three formats."""
+
+    def __init__(self, e: Entry, topic: TopicConfig, config: Config) -> None:
+        tid = topic.id
+        if not e.id or not _ABS_URI.match(e.id):
+            raise PublishError(f"topic {tid!r}: entry id {e.id!r} is not an absolute URI")
+        self.id = xml_safe(e.id)
+        self.title = " ".join(xml_safe(e.title).split()) or "(untitled)"
+        self.link = _http_url(e.link) or _http_url(e.source_url)  # the article, else the page it was on
+        self.summary = xml_safe(e.summary).strip()
+        self.summary_html: str | None = xml_safe(e.summary_html).strip() or None
+        if self.summary_html and _ACTIVE_HTML.search(self.summary_html):
+            log.warning("topic %s: entry %s: summary_html carries active content; publishing plain text",
+                        tid, e.id)
+            self.summary_html = None
+        self.published = _utc(e.published, tid, f"entry {e.id} published") if e.published else None
+        self.updated = _utc(e.updated_at, tid, f"entry {e.id} updated_at")
+        self.date = self.published or _utc(e.first_seen_at, tid, f"entry {e.id} first_seen_at")
+        self.image = _http_url(e.image)
+        self.author = xml_safe(site_name(e.source_url, topic))
+
+
+def _check_entries(topic: TopicConfig, entries: Sequence[Entry], config: Config) -> list[_Checked]:
+    out: list[_Checked] = []
+    seen: set[str] = set()
+    for e in entries:
+        c = _Checked(e, topic, config)
+        if c.id in seen:  # Atom ids must be unique in a feed: keep the first (newest)
+            log.warning("topic %s: entry id %s appears twice; keeping the first", topic.id, c.id)
+            continue
+        seen.add(c.id)
+        out.append(c)
+    return out
+
+
+class _Meta:
+    """Feed-level values, shared by the three formats."""
+
+    def __init__(self, topic: TopicConfig, entries: list[_Checked], config: Config) -> None:
+        if topic.language is not None and not _LANG_TAG.match(topic.language):
+            raise PublishError(f"topic {topic.id!r}: language {topic.language!r} is not a language tag "
+                               "(write it like 'ja' or 'en-GB')")
+        self.id = feed_id(config, topic.id)
+        self.title = " ".join(xml_safe(topic.title).split())
+        self.page = xml_safe(page_url(topic, config))
+        self.author = xml_safe(site_name(topic.sources[0].url, topic)) if topic.sources else self.title
+        sites = list(dict.fromkeys(site_name(s.url, topic) for s in topic.sources))
+        self.subtitle = xml_safe(topic.subtitle or f"{topic.title}: new entries from {', '.join(sites)}").strip()
+        self.updated = max((e.updated for e in entries), default=EMPTY_FEED_UPDATED)
+        self.language = topic.language or None
+        self.hub = _http_url(config.websub_hub)
+        self.urls = {fmt: feed_url(config, topic.id, fmt) for fmt in EXTENSIONS}
+
+
+# --------------------------------------------------------------------------- Atom and RSS (feedgen)
+
+
+class _RssHubExtension(BaseExtension):
+    """feedgen writes only rel=self into an RSS channel: add atom:link rel=hub for WebSub."""
+
+    hub: str | None = None
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"atom": ATOM_NS}
+
+    def extend_rss(self, rss_feed: Any) -> Any:
+        channel = rss_feed[0]
+        if self.hub:
+            link = channel.makeelement(f"{{{ATOM_NS}}}link", {"rel": "hub", "href": self.hub})
+            # after the self link feedgen put near the top, before the items
+            channel.insert(3, link)
+        return rss_feed
+
+    def extend_atom(self, atom_feed: Any) -> Any:
+        return atom_feed
+
+
+class _AlternateLinkEntryExtension(BaseEntryExtension):
+    """feedgen 1.0 drops rel/type from entry links (its loop rebinds `link`): write them back."""
+
+    def extend_atom(self, entry: Any) -> Any:
+        for link in entry.findall("link"):  # feedgen builds un-namespaced elements
+            if "rel" not in link.attrib:
+                link.set("rel", "alternate")
+                link.set("type", "text/html")
+        return entry
+
+    def extend_rss(self, item: Any) -> Any:
+        return item
+
+
+class _NoFeedExtension(BaseExtension):
+    def extend_atom(self, atom_feed: Any) -> Any:
+        return atom_feed
+
+
+def _feedgen(topic: TopicConfig, meta: _Meta, entries: list[_Checked], fmt: str) -> FeedGenerator:
+    fg = FeedGenerator()
+    fg.load_extension("media")
+    fg.register_extension("altlink", _NoFeedExtension, _AlternateLinkEntryExtension, atom=True, rss=False)
+    fg.load_extension("dc", atom=False, rss=True)  # dc:creator: RSS <author> wants an email we lack
+    fg.id(meta.id)
+    fg.title(meta.title)
+    fg.subtitle(meta.subtitle)  # also RSS <description>
+    fg.updated(meta.updated)  # feedgen defaults to now: always set (also RSS lastBuildDate)
+    fg.author({"name": meta.author})
+    fg.generator("feedsvc", version=__version__, uri=PROJECT_URL)
+    if meta.language:
+        fg.language(meta.language)  # xml:lang on <feed>, <language> in RSS
+    if meta.urls[fmt]:
+        fg.link(href=meta.urls[fmt], rel="self", type=MEDIA_TYPES[fmt])
+    if meta.hub:
+        if fmt == "atom":
+            fg.link(href=meta.hub, rel="hub")
+        else:
+            fg.register_extension("websubhub", _RssHubExtension, None, atom=False, rss=True)
+            fg.websubhub.hub = meta.hub  # type: ignore[attr-defined]
+    # RSS <link> is the LAST link feedgen was given: the page goes last.
+    fg.link(href=meta.page, rel="alternate", type="text/html")
+
+    for c in entries:
+        fe = fg.add_entry(order="append")  # feedgen prepends by default; entries come newest first
+        fe.id(c.id)  # also the RSS guid (isPermaLink=false)
+        fe.title(c.title)
+        fe.updated(c.updated)  # feedgen defaults to now: always set
+        if fmt == "atom":
+            if c.published:
+                fe.published(c.published)
+        else:
+            fe.pubDate(c.date)  # RSS readers sort by pubDate: give the date the reader sees
+        if c.link:
+            fe.link(href=c.link, rel="alternate", type="text/html")
+        else:
+            # No http(s) article or page (a file: source): Atom then needs content instead of a link.
+            fe.content(c.summary or c.title, type="text")
+        fe.author({"name": c.author})
+        if fmt == "rss":
+            fe.dc.dc_creator(c.author)  # type: ignore[attr-defined]
+        fe.category(term=topic.id, label=meta.title)
+        if fmt == "atom":
+            if c.summary_html:
+                fe.summary(c.summary_html, type="html")
+            elif c.summary:
+                fe.summary(c.summary, type="text")
+        else:
+            # RSS <description> is entity-encoded HTML: plain text must be escaped to stay text.
+            desc = c.summary_html or html.escape(c.summary or c.title, quote=False)
+            fe.description(desc, isSummary=True)
+        if c.image:
+            fe.media.thumbnail({"url": c.image}, group=None)  # type: ignore[attr-defined]
+    return fg
+
+
+def _render_feedgen(topic: TopicConfig, meta: _Meta, entries: list[_Checked], fmt: str) -> bytes:
+    try:
+        fg = _feedgen(topic, meta, entries, fmt)
+        data = fg.atom_str(pretty=True) if fmt == "atom" else fg.rss_str(pretty=True)
+    except ValueError as exc:
+        field = _guess_field(str(exc))
+        raise PublishError(f"topic {topic.id!r}: cannot build the {fmt} feed ({field}): {exc}") from exc
+    return data
+
+
+def _guess_field(message: str) -> str:
+    m = re.search(r"\(([^)]*)\)", message)
+    if m:
+        return m.group(1)
+    for word in ("link", "title", "id", "updated", "published", "author", "category", "summary", "language"):
+        if word in message.lower():
+            return word
+    return "unknown field"
+
+
+# --------------------------------------------------------------------------- JSON Feed 1.1
+
+
+def _render_json(topic: TopicConfig, meta: _Meta, entries: list[_Checked]) -> bytes:
+    doc: dict[str, Any] = {
+        "version": JSONFEED_VERSION,
+        "title": meta.title,
+        "home_page_url": meta.page if _http_url(meta.page) else None,
+        "feed_url": meta.urls["json"],
+        "description": meta.subtitle,
+        "language": meta.language,
+        "authors": [{"name": meta.author}],
+        "hubs": [{"type": "WebSub", "url": meta.hub}] if meta.hub else None,
+        "items": [],
+    }
+    for c in entries:
+        item: dict[str, Any] = {
+            "id": c.id,  # the same id as the Atom entry and the RSS guid
+            "url": c.link,
+            "title": c.title,
+            "date_published": rfc3339(c.date),
+            "date_modified": rfc3339(c.updated),
+            "authors": [{"name": c.author}],
+            "tags": [topic.id],
+            "image": c.image,
+        }
+        if c.summary_html:
+            item["content_html"] = c.summary_html
+            item["summary"] = c.summary or None
+        else:
+            item["content_text"] = c.summary or c.title
+        doc["items"].append({k: v for k, v in item.items() if v is not None})
+    doc = {k: v for k, v in doc.items() if v is not None}
+    return (json.dumps(doc, sort_keys=True, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def render_feed(topic: TopicConfig, entries: Sequence[Entry], config: Config, fmt: str = "atom") -> bytes:
+    """The bytes of one feed of `topic` in `fmt` ("atom", "rss" or "json"). Deterministic."""
+    if fmt not in EXTENSIONS:
+        raise PublishError(f"topic {topic.id!r}: unknown feed format {fmt!r}; choose from {', '.join(EXTENSIONS)}")
+    checked = _check_entries(topic, entries, config)
+    meta = _Meta(topic, checked, config)
+    if fmt == "json":
+        return _render_json(topic, meta, checked)
+    return _render_feedgen(topic, meta, checked, fmt)
+
+
+def write_atomic(path: Path, data: bytes) -> bool:
+    """Write `data` to `path` atomically. False (file untouched, mtime kept) when it already holds them."""
+    path = Path(path)
+    try:
+        if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # A dot-name in the same folder: os.replace stays on one file system, and serve hides dotfiles.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; a web server must be able to read the feed
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        raise PublishError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    return True
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); not possible everywhere, so best effort."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_feeds(topic: TopicConfig, entries: Sequence[Entry], config: Config) -> list[Path]:
+    """Render every format of topic.formats, then write those whose bytes changed. Returns the paths written."""
+    # Render everything first: a render error then leaves every file of the topic as it was.
+    rendered = [(feed_path(config, topic.id, fmt), render_feed(topic, entries, config, fmt))
+                for fmt in topic.formats]
+    written = [path for path, data in rendered if write_atomic(path, data)]
+    for path in written:
+        log.info("topic %s: wrote %s", topic.id, path)
+    return written
+
+
+def write_indexes(config: Config, entries_by_topic: Mapping[str, Sequence[Entry]]) -> list[Path]:
+    """index.opml and index.html in output_dir, for all topics; written only when changed."""
+    root = Path(config.output_dir)
+    files = [(root / "index.opml", render_opml(config)),
+             (root / "index.html", render_index_html(config, entries_by_topic))]
+    return [path for path, data in files if write_atomic(path, data)]
+
+
+# --------------------------------------------------------------------------- index.opml, index.html
+
+
+def render_opml(config: Config) -> bytes:
+    """OPML 2.0 listing every topic's feed, to import all of them in one go."""
+    opml = ET.Element("opml", version="2.0")
+    head = ET.SubElement(opml, "head")
+    ET.SubElement(head, "title").text = "feedsvc feeds"
+    body = ET.SubElement(opml, "body")
+    for topic in config.topics:
+        fmt = "atom" if "atom" in topic.formats else topic.formats[0]
+        title = " ".join(xml_safe(topic.title).split())
+        attrs = {"type": "rss", "text": title, "title": title,
+                 "xmlUrl": _href(config, feed_path(config, topic.id, fmt).name),
+                 "htmlUrl": xml_safe(page_url(topic, config))}
+        if topic.subtitle:
+            attrs["description"] = xml_safe(topic.subtitle)
+        if topic.language and _LANG_TAG.match(topic.language):
+            attrs["language"] = topic.language
+        ET.SubElement(body, "outline", attrs)
+    ET.indent(opml)
+    return ET.tostring(opml, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+_STYLE = """
+body{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#222}
+h1{font-size:1.6rem}h2{font-size:1.25rem;margin:2rem 0 .25rem}
+.feeds,.meta{color:#555;font-size:.9rem}ol{padding-left:1.2rem}li{margin:.6rem 0}
+li p{margin:.2rem 0;color:#444}a{color:#0645ad}
+"""
+
+
+def _e(text: str | None) -> str:
+    """Escape for HTML text and attributes, after dropping what XML/HTML cannot carry."""
+    return html.escape(xml_safe(text), quote=True)
+
+
+def render_index_html(config: Config, entries_by_topic: Mapping[str, Sequence[Entry]]) -> bytes:
+    """A plain page: every topic, its latest entries, and autodiscovery links. No script, no outside resource."""
+    langs = {t.language for t in config.topics}
+    lang = next(iter(langs)) if len(langs) == 1 and None not in langs else None
+    head_links: list[str] = []
+    sections: list[str] = []
+    for topic in config.topics:
+        links = []
+        for fmt in topic.formats:
+            href = _href(config, feed_path(config, topic.id, fmt).name)
+            head_links.append(f'<link rel="alternate" type="{MEDIA_TYPES[fmt]}" title="{_e(topic.title)}'
+                              f'{"" if fmt == "atom" else " (" + fmt.upper() + ")"}" href="{_e(href)}">')
+            links.append(f'<a href="{_e(href)}" type="{MEDIA_TYPES[fmt]}">{fmt.upper() if fmt != "json" else "JSON Feed"}</a>')
+        checked = _check_entries(topic, list(entries_by_topic.get(topic.id, ()))[:INDEX_ENTRIES], config)
+        page = page_url(topic, config)
+        page_html = (f' · <a href="{_e(page)}">source page</a>' if _http_url(page) else "")
+        items = []
+        for c in checked:
+            title = f'<a href="{_e(c.link)}">{_e(c.title)}</a>' if c.link else _e(c.title)
+            summary = c.summary if len(c.summary) <= 280 else c.summary[:279].rstrip() + "…"
+            summary_html = f"\n<p>{_e(summary)}</p>" if summary and summary != c.title else ""
+            items.append(f'<li class="entry">{title} <span class="meta">'
+                         f'<time datetime="{rfc3339(c.date)}">{c.date:%Y-%m-%d %H:%M} UTC</time> · '
+                         f'{_e(c.author)}</span>{summary_html}</li>')
+        body = "<ol>\n" + "\n".join(items) + "\n</ol>" if items else '<p class="meta">No entries yet.</p>'
+        sections.append(f'<section class="topic" id="topic-{_e(topic.id)}">\n<h2>{_e(topic.title)}</h2>\n'
+                        f'<p class="feeds">Subscribe: {" · ".join(links)}{page_html}</p>\n{body}\n</section>')
+    doc = "\n".join([
+        "<!DOCTYPE html>",
+        f'<html lang="{_e(lang)}">' if lang else "<html>",
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        "<title>Feeds</title>",
+        *head_links,
+        f'<link rel="alternate" type="text/x-opml" title="All feeds (OPML)" href="{_e(_href(config, "index.opml"))}">',
+        f"<style>{_STYLE}</style>",
+        "</head>",
+        "<body>",
+        "<h1>Feeds</h1>",
+        f'<p class="meta">{len(config.topics)} topic(s). Import them all at once: '
+        f'<a href="{_e(_href(config, "index.opml"))}">index.opml</a>.</p>',
+        *sections,
+        f'<p class="meta">Made by <a href="{_e(PROJECT_URL)}">feedsvc</a> {_e(__version__)}.</p>',
+        "</body>",
+        "</html>",
+        "",
+    ])
+    return doc.encode("utf-8")
