@@ -1,0 +1,152 @@
+"""Text: clean plain text for display, a folded form for comparison, sanitized HTML.
+
+- clean_text: entities decoded (until none are left, so that it is idempotent), characters that XML 1.0
+  forbids and C1 controls removed, invisible zero-width characters (U+200B, U+2060, U+FEFF, U+180E, soft
+  hyphen) removed, every run of whitespace (also U+3000 and no-break space) folded to one space. ZWJ/ZWNJ
+  stay: they shape emoji and scripts. Full-width and half-width forms are kept as written, for display.
+- fold: NFKC, case-folded, without punctuation, spaces, controls and format characters: what dedupe compares.
+- sanitize_html: nh3 (the Rust `ammonia` sanitizer) with an allow-list; script/style/iframe/object/embed/svg
+  content dropped; event handlers and style attributes never pass; href/src made absolute and only
+  http(s)/mailto kept (javascript:, data:, vbscript: … are dropped).
+"""
+
+from __future__ import annotations
+
+import html as _html
+import re
+import unicodedata
+from urllib.parse import urljoin
+
+import nh3
+
+# XML 1.0 allows #x9 #xA #xD [#x20-#xD7FF] [#xE000-#xFFFD] [#x10000-#x10FFFF]; C1 controls are removed too.
+_FORBIDDEN = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff"
+    "\u200b\u2060\ufeff\u180e\u00ad]"
+)
+_SPACES = re.compile(r"\s+")
+
+
+def _strip_chars(s: str) -> str:
+    return _FORBIDDEN.sub("", s)
+
+
+def clean_text(s: str | None) -> str:
+    """Display text: entities decoded, invisible and XML-forbidden characters removed, whitespace folded."""
+    if not s:
+        return ""
+    s = _strip_chars(s)
+    # Decode to a fixed point: "&amp;lt;" from a double-escaping CMS is "<" to a reader, and a second call
+    # must not change the result. html.unescape never lengthens a string, so this ends.
+    for _ in range(8):
+        if "&" not in s:
+            break
+        t = _strip_chars(_html.unescape(s))
+        if t == s:
+            break
+        s = t
+    return _SPACES.sub(" ", s).strip()
+
+
+class _DropTable(dict[int, int | None]):
+    """str.translate table that drops punctuation, separators, controls and format chars (cached per char)."""
+
+    def __missing__(self, cp: int) -> int | None:
+        cat = unicodedata.category(chr(cp))
+        value = None if cat[0] in "PZC" else cp
+        self[cp] = value
+        return value
+
+
+_DROP = _DropTable()
+
+
+def fold(s: str) -> str:
+    """Comparison form: NFKC, case-folded, no whitespace, punctuation or control/format characters."""
+    if not s:
+        return ""
+    prev = None
+    # Dropping a character can let NFKC compose its neighbours anew: repeat until stable (1-2 rounds).
+    for _ in range(4):
+        s = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", s).casefold()).translate(_DROP)
+        if s == prev:
+            break
+        prev = s
+    return s
+
+
+def is_cjk_char(ch: str) -> bool:
+    cp = ord(ch)
+    return (0x3040 <= cp <= 0x30FF or 0x3400 <= cp <= 0x9FFF or 0xAC00 <= cp <= 0xD7AF
+            or 0xF900 <= cp <= 0xFAFF or 0xFF66 <= cp <= 0xFF9F or 0x20000 <= cp <= 0x2FFFF)
+
+
+_TAGS = {
+    "a", "abbr", "b", "bdi", "bdo", "blockquote", "br", "caption", "cite", "code", "col", "colgroup", "dd",
+    "del", "details", "dfn", "div", "dl", "dt", "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5",
+    "h6", "hr", "i", "img", "ins", "kbd", "li", "mark", "ol", "p", "pre", "q", "rp", "rt", "ruby", "s",
+    "samp", "small", "span", "strong", "sub", "summary", "sup", "table", "tbody", "td", "tfoot", "th",
+    "thead", "time", "tr", "u", "ul", "wbr",
+}
+_DROP_WITH_CONTENT = {"script", "style", "iframe", "object", "embed", "template", "svg", "math", "noembed",
+                      "frameset", "frame", "applet"}
+_ATTRIBUTES = {
+    "a": {"href", "title", "hreflang"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "time": {"datetime"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan", "scope"},
+    "ol": {"start"},
+    "blockquote": {"cite"},
+    "q": {"cite"},
+    "abbr": {"title"},
+}
+_SAFE_SCHEMES = ("http:", "https:", "mailto:")
+_URL_ATTRS = {"href", "src", "cite"}
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*:")
+_URL_JUNK = re.compile(r"[\x00-\x20\x7f]+")
+
+
+def _url_filter(base: str | None):
+    def filt(tag: str, attr: str, value: str) -> str | None:
+        if attr not in _URL_ATTRS:
+            return value
+        v = _URL_JUNK.sub("", value)  # browsers ignore these inside URLs: "java\nscript:" is javascript:
+        if not v:
+            return None
+        if _SCHEME.match(v):
+            return v if v.lower().startswith(_SAFE_SCHEMES) else None
+        if base:
+            joined = urljoin(base, v)
+            return joined if joined.lower().startswith(_SAFE_SCHEMES) else None
+        return v  # relative, nothing to resolve against: harmless
+    return filt
+
+
+def sanitize_html(html: str, base_url: str | None = None) -> str:
+    """Safe HTML: an allow-list of tags/attributes, no active content, links absolute against `base_url`."""
+    if not html:
+        return ""
+    html = _strip_chars(html)
+    return nh3.clean(
+        html,
+        tags=_TAGS,
+        clean_content_tags=_DROP_WITH_CONTENT,
+        attributes=_ATTRIBUTES,
+        attribute_filter=_url_filter(base_url),
+        url_schemes={"http", "https", "mailto"},
+        strip_comments=True,
+        link_rel="noopener noreferrer nofollow",
+    ).strip()
+
+
+_BLOCK_END = re.compile(r"(?i)<\s*(?:br|/p|/div|/li|/h[1-6]|/tr|/blockquote)\b[^>]*>")
+
+
+def html_to_text(html: str) -> str:
+    """Plain text of an HTML fragment (block ends become spaces), cleaned as clean_text."""
+    if not html:
+        return ""
+    spaced = _BLOCK_END.sub(lambda m: m.group(0) + " ", _strip_chars(html))
+    stripped = nh3.clean(spaced, tags=set(), clean_content_tags=_DROP_WITH_CONTENT | {"noscript"})
+    return clean_text(stripped)

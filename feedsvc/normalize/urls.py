@@ -1,0 +1,133 @@
+"""URLs: one article, one URL.
+
+canonical_url makes a link absolute (against the page URL or <base href>), lowercases scheme and host (IDN
+hosts as punycode), drops the default port, the fragment and tracking parameters (TRACKING_PARAMS,
+TRACKING_PREFIXES), percent-encodes what must be encoded (non-ASCII, spaces) with upper-case hex, and
+resolves dot segments. The remaining query parameters keep their order: servers may depend on it.
+Anything that is not an http(s) or file URL (javascript:, mailto:, data:, tel:, bare fragments) is None.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
+
+# Parameters that say where a click came from, never which article it is.
+TRACKING_PREFIXES = ("utm_", "hsa_", "pk_", "mtm_", "ga_")
+TRACKING_PARAMS = frozenset({
+    "fbclid", "gclid", "gclsrc", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid", "ttclid",
+    "igshid", "igsh", "mc_cid", "mc_eid", "_ga", "_gl", "_hsenc", "_hsmi", "hsctatracking", "mkt_tok",
+    "li_fat_id", "vero_id", "vero_conv", "oly_anon_id", "oly_enc_id", "rb_clickid", "s_cid", "wickedid",
+    "ncid", "cmpid", "spm", "scm", "sr_share", "__twitter_impression", "at_medium", "at_campaign",
+})
+_SCHEMES = ("http", "https", "file")
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+_JUNK = re.compile(r"[\t\n\r]")
+_EDGE = re.compile(r"^[\x00-\x20]+|[\x00-\x20]+$")
+_PCT = re.compile(r"%[0-9a-fA-F]{2}")
+_BAD_PCT = re.compile(r"%(?![0-9a-fA-F]{2})")
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):")
+# Characters kept as they are in paths and queries (RFC 3986 reserved + unreserved, and '%').
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+_QUERY_SAFE = "/?:@!$&'()*+,;=-._~%"
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _pct_upper(m: re.Match[str]) -> str:
+    ch = chr(int(m.group(0)[1:], 16))
+    return ch if ch in _UNRESERVED else m.group(0).upper()
+
+
+def _encode(part: str, safe: str) -> str:
+    part = _BAD_PCT.sub("%25", part)
+    part = quote(part, safe=safe, errors="surrogatepass")
+    return _PCT.sub(_pct_upper, part)
+
+
+def _host(netloc: str) -> str | None:
+    userinfo, _, hostport = netloc.rpartition("@")
+    if hostport.startswith("["):  # IPv6 literal
+        host, _, port = hostport.partition("]")
+        host += "]"
+        port = port[1:] if port.startswith(":") else ""
+    else:
+        host, _, port = hostport.partition(":")
+    host = host.lower().rstrip(".")
+    if not host:
+        return None
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            host = quote(host, safe="")
+    if port and not port.isdigit():
+        return None
+    return (userinfo + "@" if userinfo else "") + host + (":" + port if port else "")
+
+
+def _query(q: str) -> str:
+    if not q:
+        return ""
+    kept = []
+    for pair in q.split("&"):
+        if not pair:
+            continue
+        name = unquote(pair.partition("=")[0]).lower()
+        if name in TRACKING_PARAMS or name.startswith(TRACKING_PREFIXES):
+            continue
+        kept.append(_encode(pair, _QUERY_SAFE))
+    return "&".join(kept)
+
+
+def canonical_url(url: str | None, base: str | None = None) -> str | None:
+    """The canonical absolute form of `url` (relative to `base`), or None if it is not a web link."""
+    if not url:
+        return None
+    u = _EDGE.sub("", _JUNK.sub("", url))
+    if not u or u.startswith("#"):
+        return None
+    m = _SCHEME.match(u)
+    if m is None:
+        if base is None:
+            if not u.startswith("//"):
+                return None
+            base = "https:"
+        b = _EDGE.sub("", _JUNK.sub("", base))
+        bm = _SCHEME.match(b)
+        if bm is None or bm.group(1).lower() not in _SCHEMES:
+            return None
+        if bm.group(1).lower() != "file":
+            u = u.replace("\\", "/")
+            b = b.replace("\\", "/")
+        try:
+            u = urljoin(b, u)
+        except ValueError:
+            return None
+    scheme = (_SCHEME.match(u) or m).group(1).lower()  # type: ignore[union-attr]
+    if scheme not in _SCHEMES:
+        return None
+    if scheme != "file":
+        u = u.replace("\\", "/")
+    try:
+        parts = urlsplit(u)
+    except ValueError:
+        return None
+    if scheme == "file":
+        netloc = parts.netloc.lower()
+    else:
+        host = _host(parts.netloc)
+        if host is None:
+            return None
+        netloc = host
+        port = _DEFAULT_PORTS.get(scheme)
+        if port and netloc.endswith(":" + port) and not netloc.endswith("]"):
+            netloc = netloc[: -len(port) - 1]
+        elif netloc.endswith(":"):
+            netloc = netloc[:-1]
+    path = _encode(parts.path, _PATH_SAFE) or "/"
+    if "/." in path:
+        try:
+            path = urlsplit(urljoin(f"{scheme}://x", path)).path  # RFC 3986 dot-segment removal
+        except ValueError:
+            return None
+    return urlunsplit((scheme, netloc, path, _query(parts.query), ""))
