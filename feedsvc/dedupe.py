@@ -1,0 +1,436 @@
+"""Deduplication: is this item a story we already know? Pure decisions; the store only answers look-ups.
+
+Three layers, cheapest first:
+
+1. Exact: the same key (canonical URL or text hash), the same link, or the same folded text. These are
+   point look-ups in the store's `keys` table (every key a story was ever seen under).
+2. Candidates: a MinHash sketch of the folded text's character 5-grams, cut into LSH bands; each band is a
+   bucket id in the store's `lsh` table. A new item looks up its BANDS buckets (index seeks, never a scan)
+   and gets back the few stored stories that share one.
+3. Verdict: `same_story(a, b)` compares the two folded texts precisely (Jaccard and containment of
+   character 3-grams, plus guards for short texts and changed figures). Only it decides a merge; the
+   sketch only decides what to look at. bench/eval_dedupe.py measures it on tests/data/dedupe_pairs.tsv.
+
+The sketch is one-permutation hashing (one 64-bit hash per shingle, binned, with "optimal densification"
+for empty bins) rather than k independent permutations: the same Jaccard estimate at O(shingles) cost in
+pure Python, so no numpy (datasketch's k-permutation MinHash needs numpy and its LSH keeps buckets in
+memory or Redis, not SQLite).
+
+Nothing here writes: `plan()` reads the store and returns a Plan; `Store.save(plan)` writes it. A dry run
+is `plan()` without `save()`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Iterable, Protocol, Sequence
+
+from feedsvc.model import Entry, Item
+
+log = logging.getLogger(__name__)
+
+# --- sketch parameters (changing any of them changes SKETCH_VERSION: stored buckets must be rebuilt) ---
+SKETCH_SHINGLE = 5  # characters per shingle for the index: long enough that unrelated texts rarely collide
+BINS = 64  # one-permutation-hashing bins
+ROWS = 3  # bins per band
+BANDS = 21  # ROWS * BANDS <= BINS; P(candidate) = 1 - (1 - J**ROWS) ** BANDS: 0.94 at J=0.5, 0.994 at 0.6
+SKETCH_VERSION = f"oph-b2b64-s{SKETCH_SHINGLE}-k{BINS}-r{ROWS}-b{BANDS}"
+BUCKET_BITS = 47  # fits SQLite's 6-byte integer: smaller index rows than 8-byte ids
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """The verdict's thresholds, chosen by the sweep in bench/eval_dedupe.py (see its output)."""
+
+    shingle: int = 3  # characters per shingle for the precise comparison
+    min_len: int = 8  # below this many folded characters only an exact match counts
+    short_len: int = 40  # texts shorter than this (titles) need a higher Jaccard
+    jaccard_short: float = 0.60
+    jaccard: float = 0.55
+    containment: float = 0.90  # shorter text (>= contain_len chars) almost wholly inside the longer one
+    contain_len: int = 40
+    numbers_guard: bool = True  # a figure changed on both sides (13日 vs 14日) means a different report
+
+
+PARAMS = Params()
+
+# ---------------------------------------------------------------------------------------------- text
+
+
+def fold(text: str) -> str:
+    """Comparison text: NFKC, casefold, keep only letters, marks and digits.
+
+    normalize owns the production fold (Item.folded); this one serves tests and benches that build
+    Items by hand, and is the same definition the data contract gives.
+    """
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return "".join(ch for ch in text if unicodedata.category(ch)[0] in "LMN")
+
+
+def shingles(folded: str, n: int) -> set[str]:
+    if len(folded) <= n:
+        return {folded} if folded else set()
+    return {folded[i : i + n] for i in range(len(folded) - n + 1)}
+
+
+_NUMBER = re.compile(r"(\d+)(\D?)")
+
+
+def _figures(folded: str) -> dict[str, set[str]]:
+    """Numbers by the character after them (their unit: 日, 人, 円, p of percent, ...)."""
+    out: dict[str, set[str]] = {}
+    for number, unit in _NUMBER.findall(folded):
+        out.setdefault(unit, set()).add(number)
+    return out
+
+
+def _figures_conflict(a: str, b: str) -> bool:
+    """A figure with the same unit changed on both sides (13日 vs 14日): a different report, not an edit.
+    A figure only added or only removed (a sentence appended) is no conflict."""
+    fa, fb = _figures(a), _figures(b)
+    return any((fa[u] - fb[u]) and (fb[u] - fa[u]) for u in fa.keys() & fb.keys())
+
+
+@dataclass(frozen=True, slots=True)
+class Similarity:
+    jaccard: float
+    containment: float  # |A ∩ B| / min(|A|, |B|)
+    shorter: int  # length of the shorter folded text
+    numbers_conflict: bool
+
+
+def similarity(a: str, b: str, n: int = PARAMS.shingle) -> Similarity:
+    sa, sb = shingles(a, n), shingles(b, n)
+    inter = len(sa & sb)
+    union = len(sa) + len(sb) - inter
+    return Similarity(
+        jaccard=inter / union if union else 1.0,
+        containment=inter / min(len(sa), len(sb)) if sa and sb else 0.0,
+        shorter=min(len(a), len(b)),
+        numbers_conflict=_figures_conflict(a, b),
+    )
+
+
+def same_story(a: str, b: str, params: Params = PARAMS) -> bool:
+    """The one merge decision on two folded texts. plan() and the quality gate both call this."""
+    return verdict(a, b, params) is not None
+
+
+def verdict(a: str, b: str, params: Params = PARAMS) -> str | None:
+    """"same-text", "near-duplicate", or None (different stories)."""
+    if a == b:
+        return "same-text" if a else None
+    if min(len(a), len(b)) < params.min_len:
+        return None
+    s = similarity(a, b, params.shingle)
+    if params.numbers_guard and s.numbers_conflict:
+        return None
+    if s.shorter < params.short_len:
+        return "near-duplicate" if s.jaccard >= params.jaccard_short else None
+    if s.jaccard >= params.jaccard:
+        return "near-duplicate"
+    if s.shorter >= params.contain_len and s.containment >= params.containment:
+        return "near-duplicate"
+    return None
+
+
+# -------------------------------------------------------------------------------------------- sketch
+
+_rng = random.Random(20260125)  # fixed: the probe order is part of SKETCH_VERSION
+_PROBES = [[j for j in _rng.sample(range(BINS), BINS) if j != i] for i in range(BINS)]
+_VALUE_BITS = 64 - BINS.bit_length() + 1
+
+
+def sketch(folded: str) -> list[int] | None:
+    """One-permutation MinHash of the folded text's 5-grams; None for empty text.
+
+    Each shingle's 64-bit hash picks a bin (low bits) and a value (high bits); a bin keeps its least
+    value. An empty bin (short texts) borrows from the first non-empty bin in its own fixed random probe
+    order — "optimal densification" (Shrivastava 2017), which keeps P(bin equal) ≈ Jaccard.
+    """
+    grams = shingles(folded, SKETCH_SHINGLE)
+    if not grams:
+        return None
+    mask = BINS - 1
+    empty = 1 << 64
+    bins = [empty] * BINS
+    for g in grams:
+        h = int.from_bytes(hashlib.blake2b(g.encode("utf-8"), digest_size=8).digest(), "little")
+        b, v = h & mask, h >> 6
+        if v < bins[b]:
+            bins[b] = v
+    out = bins[:]
+    for i, v in enumerate(bins):
+        if v == empty:
+            for j in _PROBES[i]:
+                if bins[j] != empty:
+                    out[i] = bins[j]
+                    break
+    return out
+
+
+def buckets(folded: str) -> list[int]:
+    """The LSH bucket ids of a folded text: one per band, band number mixed in, 47-bit."""
+    sig = sketch(folded)
+    if sig is None:
+        return []
+    out = []
+    for band in range(BANDS):
+        h = hashlib.blake2b(digest_size=8)
+        h.update(band.to_bytes(1, "little"))
+        for v in sig[band * ROWS : (band + 1) * ROWS]:
+            h.update(v.to_bytes(8, "little"))
+        out.append(int.from_bytes(h.digest(), "little") & ((1 << BUCKET_BITS) - 1))
+    return out
+
+
+def text_key(folded: str) -> str:
+    """The key for "same folded text" in the store's keys table."""
+    return "folded:" + hashlib.blake2b(folded.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def mint_id(key: str) -> str:
+    """An entry id: urn:uuid: + uuid5 of the first key the story was seen under. Minted once, stored."""
+    return "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, key))
+
+
+# ------------------------------------------------------------------------------------------------ plan
+
+
+class StoreView(Protocol):
+    """What plan() needs from the store: read-only look-ups (feedsvc.store.Store provides them)."""
+
+    def find_by_keys(self, keys: Sequence[str]) -> tuple[Entry, str, str] | None:
+        """(entry, its folded text, the key that matched) for the first stored key found."""
+
+    def near_candidates(self, buckets: Sequence[int]) -> list[tuple[Entry, str]]:
+        """(entry, its folded text) for every stored story sharing at least one bucket."""
+
+    def has_id(self, entry_id: str) -> bool: ...
+
+
+@dataclass
+class Plan:
+    """What a refresh would change; Store.save() writes exactly this, a dry run prints it."""
+
+    new: list[Entry] = field(default_factory=list)  # stories never seen before (ids minted now)
+    updated: list[tuple[Entry, Entry]] = field(default_factory=list)  # (stored, merged): id kept, updated_at=now
+    unchanged: list[Entry] = field(default_factory=list)  # seen again, nothing a reader sees changed
+    merged: list[tuple[Item, str, str]] = field(default_factory=list)  # (item, entry id, why)
+    # For save(): per entry id, the keys to record, and for new/updated entries the folded text + buckets.
+    keys: dict[str, set[str]] = field(default_factory=dict)
+    texts: dict[str, tuple[str, list[int]]] = field(default_factory=dict)
+    old_texts: dict[str, tuple[str, list[int]]] = field(default_factory=dict)  # updated: buckets to drop
+    # Known stories listed in this topic for the first time (also in updated/unchanged): the feed changes.
+    joined_topic: list[str] = field(default_factory=list)
+
+    @property
+    def entries(self) -> list[Entry]:
+        return self.new + [m for _, m in self.updated] + self.unchanged
+
+    @property
+    def feed_changed(self) -> bool:
+        """Whether the topic's feed would change (lead: write feeds only then)."""
+        return bool(self.new or self.updated or self.joined_topic)
+
+
+@dataclass
+class _Cluster:
+    """Items of one batch that tell the same story; items[0] is the primary (first on the page)."""
+
+    items: list[Item]
+    whys: list[str]  # why items[i] joined (items[0]: "")
+    folded: str
+
+
+_TRUST = {"markup": 2, "text": 1, None: 0}
+
+
+def _item_keys(item: Item) -> set[str]:
+    keys = {item.key}
+    if item.link:
+        keys.add(item.link)
+    if item.folded:
+        keys.add(text_key(item.folded))
+    return keys
+
+
+def _exact_why(a: Item, b: Item) -> str | None:
+    if (a.link and a.link == b.link) or (a.key == b.key and not a.key.startswith("text:")):
+        return "same-url"
+    if a.key == b.key or (a.folded and a.folded == b.folded):
+        return "same-text"
+    return None
+
+
+def _cluster(items: Sequence[Item]) -> list[_Cluster]:
+    """Group the batch: exact matches first, then near-duplicates (a batch is small: pairwise is fine)."""
+    clusters: list[_Cluster] = []
+    for item in items:
+        target, why = None, None
+        for c in clusters:
+            for other in c.items:
+                why = _exact_why(other, item)
+                if why:
+                    break
+            if why:
+                target = c
+                break
+        if target is None:
+            for c in clusters:
+                why = verdict(c.folded, item.folded)
+                if why:
+                    target = c
+                    break
+        if target is None:
+            clusters.append(_Cluster([item], [""], item.folded))
+        else:
+            target.items.append(item)
+            target.whys.append(why or "near-duplicate")
+    return clusters
+
+
+def _best_of(items: Sequence[Item]) -> Item:
+    """One item from a batch cluster: the primary's text, the best title, date, link and image."""
+    primary = items[0]
+    title, derived = primary.title, primary.title_is_derived
+    for it in items:
+        if derived and not it.title_is_derived:
+            title, derived = it.title, False
+            break
+    published, source = primary.published, primary.published_from
+    for it in items:
+        if it.published is not None and _TRUST[it.published_from] > _TRUST[source]:
+            published, source = it.published, it.published_from
+    link = next((it.link for it in items if it.link), None)
+    image = next((it.image for it in items if it.image), None)
+    position = min(it.position for it in items)
+    return replace(primary, title=title, title_is_derived=derived, published=published,
+                   published_from=source, link=link, image=image, position=position)
+
+
+def merge(stored: Entry, item: Item, now: datetime) -> Entry:
+    """A stored story seen again: the best of each field; updated_at moves only if a reader sees a change.
+
+    Text (summary, its HTML, and a title derived from it) is the newest; a real headline beats a derived
+    one; a date is replaced only by a better-trusted one (markup > text > none); a link or image is kept
+    once known.
+    """
+    if item.title_is_derived and not stored.title_is_derived:
+        title, derived = stored.title, False
+    else:
+        title, derived = item.title, item.title_is_derived
+    published, source = stored.published, stored.published_from
+    if item.published is not None and _TRUST[item.published_from] > _TRUST[source]:
+        published, source = item.published, item.published_from
+    merged = replace(
+        stored,
+        title=title,
+        title_is_derived=derived,
+        link=stored.link or item.link,
+        summary=item.summary or stored.summary,
+        summary_html=item.summary_html if item.summary else stored.summary_html,
+        published=published,
+        published_from=source,
+        image=stored.image or item.image,
+        last_seen_at=now,
+    )
+    if _visible(merged) != _visible(stored):
+        merged.updated_at = now
+        merged.source_url = item.source_url
+    return merged
+
+
+def _visible(e: Entry) -> tuple:
+    return (e.title, e.link, e.summary, e.summary_html, e.published, e.image)
+
+
+def _new_entry(item: Item, entry_id: str, topic_id: str, now: datetime) -> Entry:
+    # Staggered by page position so that undated stories first seen together keep the page's order
+    # (Entry.date falls back to first_seen_at, and the feed is sorted newest first).
+    first = now - timedelta(seconds=item.position)
+    return Entry(
+        id=entry_id, title=item.title, title_is_derived=item.title_is_derived, link=item.link,
+        summary=item.summary, summary_html=item.summary_html, published=item.published,
+        published_from=item.published_from, image=item.image, source_url=item.source_url,
+        position=item.position, first_seen_at=first, last_seen_at=now, updated_at=first,
+        topics=(topic_id,),
+    )
+
+
+def find_stored(item_keys: Iterable[str], folded: str, store: StoreView) -> tuple[Entry, str, str] | None:
+    """The stored story this text belongs to: (entry, stored folded text, why), or None.
+
+    Exact keys first (index look-ups), then the LSH candidates, verified by same_story().
+    """
+    hit = store.find_by_keys(sorted(item_keys))
+    if hit is not None:
+        entry, stored_folded, key = hit
+        return entry, stored_folded, "same-text" if key.startswith(("folded:", "text:")) else "same-url"
+    best: tuple[float, Entry, str] | None = None
+    for entry, stored_folded in store.near_candidates(buckets(folded)):
+        why = verdict(folded, stored_folded)
+        if why is None:
+            continue
+        score = similarity(folded, stored_folded).jaccard
+        if best is None or score > best[0] or (score == best[0] and entry.id < best[1].id):
+            best = (score, entry, stored_folded)
+    if best is None:
+        return None
+    return best[1], best[2], "near-duplicate"
+
+
+def plan(items: Sequence[Item], store: StoreView, topic_id: str, now: datetime) -> Plan:
+    """Decide, without writing anything, what the items of one topic's refresh mean for the store."""
+    result = Plan()
+    claimed: dict[str, Entry] = {}  # entry id -> the plan's entry (two clusters may find one story)
+    minted: set[str] = set()
+    for cluster in _cluster(items):
+        item = _best_of(cluster.items)
+        keys: set[str] = set()
+        for it in cluster.items:
+            keys |= _item_keys(it)
+        found = find_stored(keys, cluster.folded, store)
+        if found is not None and found[0].id in claimed:
+            # Another cluster of this batch already became this entry: fold this one in.
+            entry_id = found[0].id
+            for it in cluster.items:
+                result.merged.append((it, entry_id, found[2]))
+            result.keys[entry_id] |= keys
+            continue
+        if found is None:
+            entry_id = mint_id(cluster.items[0].key)
+            n = 1
+            while entry_id in minted or store.has_id(entry_id):  # a key reused by another story
+                entry_id = mint_id(f"{cluster.items[0].key}#{n}")
+                n += 1
+            minted.add(entry_id)
+            entry = _new_entry(item, entry_id, topic_id, now)
+            result.new.append(entry)
+            result.texts[entry_id] = (cluster.folded, buckets(cluster.folded))
+        else:
+            stored, stored_folded, _ = found
+            entry = merge(stored, item, now)
+            if topic_id not in stored.topics:
+                entry.topics = tuple(sorted({*stored.topics, topic_id}))
+                result.joined_topic.append(entry.id)
+            if _visible(entry) != _visible(stored):
+                result.updated.append((stored, entry))
+                if cluster.folded != stored_folded:
+                    result.texts[entry.id] = (cluster.folded, buckets(cluster.folded))
+                    result.old_texts[entry.id] = (stored_folded, buckets(stored_folded))
+            else:
+                result.unchanged.append(entry)
+            entry_id = entry.id
+        claimed[entry_id] = entry
+        result.keys[entry_id] = keys
+        for it, why in zip(cluster.items[1:], cluster.whys[1:]):
+            result.merged.append((it, entry_id, why))
+    return result

@@ -1,0 +1,352 @@
+"""The SQLite state: stories (entries), the topics that list them, every key they were seen under, the
+near-duplicate index, and what we remember about each source. The only module that imports sqlite3.
+
+Tables (schema version in PRAGMA user_version, migrations in MIGRATIONS):
+- entries: one row per story; `n` is a compact integer handle used by the other tables, `id` the URI that
+  feeds publish. `folded` keeps the comparison text; `buckets` the LSH bucket ids it is indexed under, so
+  that replacing or pruning a story removes exactly its index rows without an extra index.
+- entry_topics(topic, n, last_listed_at): which feeds list a story.
+- keys(key, n): every canonical URL, link and folded-text hash a story was seen under (exact matches).
+- lsh(bucket, n): a WITHOUT ROWID table keyed by (bucket, n): a near-duplicate check is BANDS index seeks.
+- sources: SourceState.
+Times are stored as fixed-width UTC ISO strings (they sort as they compare) and read back aware.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import struct
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from feedsvc.errors import StoreError
+from feedsvc.model import Entry, SourceState
+
+if TYPE_CHECKING:  # for annotations only: steps do not import each other at run time
+    from feedsvc.dedupe import Plan
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema
+    """
+    CREATE TABLE entries (
+        n INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        title TEXT NOT NULL,
+        title_is_derived INTEGER NOT NULL,
+        link TEXT,
+        summary TEXT NOT NULL,
+        summary_html TEXT,
+        published TEXT,
+        published_from TEXT,
+        image TEXT,
+        source_url TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        first_seen_at TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        folded TEXT NOT NULL,
+        buckets BLOB NOT NULL
+    );
+    CREATE INDEX entries_last_seen ON entries(last_seen_at);
+    CREATE TABLE entry_topics (
+        topic TEXT NOT NULL,
+        n INTEGER NOT NULL REFERENCES entries(n) ON DELETE CASCADE,
+        last_listed_at TEXT NOT NULL,
+        PRIMARY KEY (topic, n)
+    ) WITHOUT ROWID;
+    CREATE INDEX entry_topics_n ON entry_topics(n);
+    CREATE TABLE keys (
+        key TEXT PRIMARY KEY,
+        n INTEGER NOT NULL REFERENCES entries(n) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    CREATE INDEX keys_n ON keys(n);
+    CREATE TABLE lsh (
+        bucket INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (bucket, n)
+    ) WITHOUT ROWID;
+    CREATE TABLE sources (
+        url TEXT PRIMARY KEY,
+        etag TEXT,
+        last_modified TEXT,
+        last_success_at TEXT,
+        last_failure_at TEXT,
+        last_error TEXT,
+        consecutive_failures INTEGER NOT NULL DEFAULT 0,
+        next_try_at TEXT,
+        last_item_count INTEGER
+    );
+    """,
+]
+
+_ENTRY_COLS = ("id, title, title_is_derived, link, summary, summary_html, published, published_from, image, "
+               "source_url, position, first_seen_at, last_seen_at, updated_at")
+
+
+def _t(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        raise ValueError(f"naive datetime {dt!r}: every datetime must be timezone-aware")
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def _dt(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _pack(buckets: Sequence[int]) -> bytes:
+    return struct.pack(f"<{len(buckets)}q", *buckets)
+
+
+def _unpack(blob: bytes) -> list[int]:
+    return list(struct.unpack(f"<{len(blob) // 8}q", blob))
+
+
+class Store:
+    """One SQLite file. Reads for dedupe.plan(), one transaction per save()."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._db = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30)  # autocommit; we BEGIN ourselves
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across app crashes
+            conn.execute("PRAGMA foreign_keys = ON")
+            store = cls(conn, path)
+            store._migrate()
+        except (sqlite3.Error, OSError) as e:
+            raise StoreError(f"cannot open the state database {path}: {e}") from e
+        return store
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(f"{self.path} has schema version {version}, newer than this feedsvc knows "
+                             f"({len(MIGRATIONS)}): upgrade feedsvc")
+        for number in range(version + 1, len(MIGRATIONS) + 1):
+            log.info("migrating %s to schema version %d", self.path, number)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in MIGRATIONS[number - 1].split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {number}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------------------ sources
+
+    def source_state(self, url: str) -> SourceState:
+        row = self._db.execute(
+            "SELECT url, etag, last_modified, last_success_at, last_failure_at, last_error, "
+            "consecutive_failures, next_try_at, last_item_count FROM sources WHERE url = ?", (url,)).fetchone()
+        return SourceState(url) if row is None else self._source(row)
+
+    @staticmethod
+    def _source(row: tuple) -> SourceState:
+        return SourceState(row[0], row[1], row[2], _dt(row[3]), _dt(row[4]), row[5], row[6], _dt(row[7]), row[8])
+
+    def save_source_state(self, state: SourceState) -> None:
+        with self._transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (state.url, state.etag, state.last_modified, _t(state.last_success_at),
+                 _t(state.last_failure_at), state.last_error, state.consecutive_failures,
+                 _t(state.next_try_at), state.last_item_count))
+
+    def source_states(self) -> list[SourceState]:
+        rows = self._db.execute(
+            "SELECT url, etag, last_modified, last_success_at, last_failure_at, last_error, "
+            "consecutive_failures, next_try_at, last_item_count FROM sources ORDER BY url").fetchall()
+        return [self._source(r) for r in rows]
+
+    # ------------------------------------------------------------------------------------------ entries
+
+    def _entries(self, where: str, args: Sequence[object], tail: str = "") -> list[tuple[Entry, str]]:
+        rows = self._db.execute(
+            f"SELECT e.n, {', '.join('e.' + c.strip() for c in _ENTRY_COLS.split(','))}, e.folded, "
+            "(SELECT group_concat(topic, char(31)) FROM (SELECT topic FROM entry_topics t WHERE t.n = e.n "
+            f"ORDER BY topic)) FROM entries e {where} {tail}", tuple(args)).fetchall()
+        out = []
+        for r in rows:
+            entry = Entry(
+                id=r[1], title=r[2], title_is_derived=bool(r[3]), link=r[4], summary=r[5], summary_html=r[6],
+                published=_dt(r[7]), published_from=r[8], image=r[9], source_url=r[10], position=r[11],
+                first_seen_at=_dt(r[12]), last_seen_at=_dt(r[13]), updated_at=_dt(r[14]),  # type: ignore[arg-type]
+                topics=tuple(r[16].split("\x1f")) if r[16] else (),
+            )
+            out.append((entry, r[15]))
+        return out
+
+    def entries(self, topic_id: str, limit: int | None = None) -> list[Entry]:
+        """The topic's stories, newest first: by date (published, else first seen), then page position."""
+        args: tuple[object, ...] = (topic_id,) if limit is None else (topic_id, limit)
+        rows = self._entries(
+            "JOIN entry_topics et ON et.n = e.n WHERE et.topic = ?", args,
+            "ORDER BY coalesce(e.published, e.first_seen_at) DESC, e.position ASC, e.id ASC"
+            + ("" if limit is None else " LIMIT ?"))
+        return [e for e, _ in rows]
+
+    def entry(self, entry_id: str) -> Entry | None:
+        rows = self._entries("WHERE e.id = ?", (entry_id,))
+        return rows[0][0] if rows else None
+
+    def topic_entry_count(self, topic_id: str) -> int:
+        return int(self._db.execute("SELECT count(*) FROM entry_topics WHERE topic = ?", (topic_id,))
+                   .fetchone()[0])
+
+    def entry_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
+
+    # ---------------------------------------------------------------------- look-ups for dedupe.plan()
+
+    def find_by_keys(self, keys: Sequence[str]) -> tuple[Entry, str, str] | None:
+        for key in keys:
+            row = self._db.execute("SELECT n FROM keys WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                found = self._entries("WHERE e.n = ?", (row[0],))
+                if found:
+                    return found[0][0], found[0][1], key
+        return None
+
+    def near_candidates(self, buckets: Sequence[int]) -> list[tuple[Entry, str]]:
+        if not buckets:
+            return []
+        marks = ",".join("?" * len(buckets))
+        ns = [r[0] for r in self._db.execute(
+            f"SELECT DISTINCT n FROM lsh WHERE bucket IN ({marks}) ORDER BY n", tuple(buckets))]
+        if not ns:
+            return []
+        return self._entries(f"WHERE e.n IN ({','.join('?' * len(ns))})", ns, "ORDER BY e.n")
+
+    def has_id(self, entry_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM entries WHERE id = ?", (entry_id,)).fetchone() is not None
+
+    # ---------------------------------------------------------------------------------------- writing
+
+    def _transaction(self) -> _Tx:
+        return _Tx(self._db)
+
+    def save(self, plan: Plan, topic_id: str, now: datetime) -> None:
+        """Write one refresh of one topic in one transaction."""
+        listed = _t(now)
+        try:
+            with self._transaction():
+                for e in plan.new:
+                    folded, buckets = plan.texts[e.id]
+                    cur = self._db.execute(
+                        f"INSERT INTO entries ({_ENTRY_COLS}, folded, buckets) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (*self._row(e), folded, _pack(buckets)))
+                    self._index(cur.lastrowid, buckets)  # type: ignore[arg-type]
+                for _, e in plan.updated:
+                    n = self._n(e.id)
+                    if e.id in plan.texts:
+                        folded, buckets = plan.texts[e.id]
+                        old = self._db.execute("SELECT buckets FROM entries WHERE n = ?", (n,)).fetchone()[0]
+                        self._db.executemany("DELETE FROM lsh WHERE bucket = ? AND n = ?",
+                                             [(b, n) for b in _unpack(old)])
+                        self._db.execute("UPDATE entries SET folded = ?, buckets = ? WHERE n = ?",
+                                         (folded, _pack(buckets), n))
+                        self._index(n, buckets)
+                    self._db.execute(
+                        "UPDATE entries SET title = ?, title_is_derived = ?, link = ?, summary = ?, "
+                        "summary_html = ?, published = ?, published_from = ?, image = ?, source_url = ?, "
+                        "position = ?, last_seen_at = ?, updated_at = ? WHERE n = ?",
+                        (e.title, int(e.title_is_derived), e.link, e.summary, e.summary_html, _t(e.published),
+                         e.published_from, e.image, e.source_url, e.position, _t(e.last_seen_at),
+                         _t(e.updated_at), n))
+                for e in plan.unchanged:
+                    self._db.execute("UPDATE entries SET last_seen_at = ? WHERE id = ?", (_t(e.last_seen_at), e.id))
+                for e in plan.entries:
+                    n = self._n(e.id)
+                    self._db.execute(
+                        "INSERT INTO entry_topics (topic, n, last_listed_at) VALUES (?, ?, ?) "
+                        "ON CONFLICT (topic, n) DO UPDATE SET last_listed_at = excluded.last_listed_at",
+                        (topic_id, n, listed))
+                    # first story to claim a key keeps it: a key never moves between stories
+                    self._db.executemany("INSERT OR IGNORE INTO keys (key, n) VALUES (?, ?)",
+                                         [(k, n) for k in sorted(plan.keys.get(e.id, ()))])
+        except sqlite3.Error as ex:
+            raise StoreError(f"cannot save topic {topic_id!r} to {self.path}: {ex}") from ex
+
+    def _index(self, n: int, buckets: Iterable[int]) -> None:
+        self._db.executemany("INSERT OR IGNORE INTO lsh (bucket, n) VALUES (?, ?)", [(b, n) for b in buckets])
+
+    def _n(self, entry_id: str) -> int:
+        row = self._db.execute("SELECT n FROM entries WHERE id = ?", (entry_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"entry {entry_id} is not in {self.path}")
+        return int(row[0])
+
+    @staticmethod
+    def _row(e: Entry) -> tuple:
+        return (e.id, e.title, int(e.title_is_derived), e.link, e.summary, e.summary_html, _t(e.published),
+                e.published_from, e.image, e.source_url, e.position, _t(e.first_seen_at), _t(e.last_seen_at),
+                _t(e.updated_at))
+
+    def prune(self, now: datetime, retention: timedelta) -> int:
+        """Delete stories not listed on any page since now - retention. A listed story is never touched,
+        so it never gets a new id. Returns how many stories were deleted."""
+        cutoff = _t(now - retention)
+        try:
+            with self._transaction():
+                rows = self._db.execute("SELECT n, buckets FROM entries WHERE last_seen_at < ?",
+                                        (cutoff,)).fetchall()
+                for n, blob in rows:
+                    self._db.executemany("DELETE FROM lsh WHERE bucket = ? AND n = ?",
+                                         [(b, n) for b in _unpack(blob)])
+                    self._db.execute("DELETE FROM entries WHERE n = ?", (n,))  # cascades keys, topics
+        except sqlite3.Error as ex:
+            raise StoreError(f"cannot prune {self.path}: {ex}") from ex
+        if rows:
+            log.info("pruned %d stories not listed since %s", len(rows), cutoff)
+        return len(rows)
+
+    def index_bytes(self) -> dict[str, int]:
+        """Bytes on disk per table and index (dbstat), for the benchmark."""
+        try:
+            rows = self._db.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall()
+        except sqlite3.Error:
+            return {}
+        return {name: int(size) for name, size in rows}
+
+
+class _Tx:
+    """BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any error (the connection is in autocommit mode)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
