@@ -1,0 +1,61 @@
+"""extract: Page -> [RawItem]. The only user of Beautiful Soup and lxml.
+
+    extract_items(page, selectors=None)   the pipeline's entry point; never raises on odd input
+    explain(page, selectors=None)         one line naming the strategy that won and why (for `preview`)
+
+The page's content type picks the reader: text/plain -> text lines (text.py); JSON -> JSON-LD or
+JSON Feed (structured.py); anything else -> HTML, with the config's selectors when given
+(selectors.py), else automatic detection (html.py). A page with no listing gives [].
+"""
+
+from __future__ import annotations
+
+import logging
+
+from feedsvc.config import Selectors
+from feedsvc.extract import html, structured, text
+from feedsvc.extract.selectors import extract_with_selectors
+from feedsvc.model import Page, RawItem
+
+__all__ = ["extract_items", "explain"]
+
+log = logging.getLogger(__name__)
+
+JSON_TYPES = ("application/json", "application/ld+json", "application/feed+json")
+
+
+def _run(page: Page, selectors: Selectors | None) -> html.Outcome:
+    ctype = (page.content_type or "").split(";")[0].strip().lower()
+    if ctype == "text/plain":
+        items = text.extract_text(page.text)
+        return html.Outcome(items, text.FOUND_BY if items else "none",
+                            f"plain text: {len(items)} items from its lines")
+    if ctype in JSON_TYPES or ctype.endswith("+json"):
+        doc = structured.load_json(page.text)
+        if doc is None:
+            return html.Outcome([], "none", "JSON page does not parse")
+        items = html.extract_jsonld_documents([doc], None)
+        if items:
+            return html.Outcome(items, "json-ld", f"JSON-LD document: {len(items)} items")
+        feed = structured.items_from_json_feed(doc)
+        raw = [RawItem(position=i, found_by="json-feed", title=s.title, link=s.link, summary=s.summary,
+                       date=s.date, date_text=s.date_text, image=s.image) for i, s in enumerate(feed)]
+        return html.Outcome(raw, "json-feed" if raw else "none", f"JSON document: {len(raw)} feed items")
+    if selectors is not None:
+        items = extract_with_selectors(page.url, page.text, selectors)
+        return html.Outcome(items, "selectors",
+                            f"config selectors (item {selectors.item!r}) matched {len(items)} items")
+    return html.automatic(page.url, page.text)
+
+
+def extract_items(page: Page, selectors: Selectors | None = None) -> list[RawItem]:
+    """The items listed on `page`, in page order. [] when the page lists none."""
+    outcome = _run(page, selectors)
+    log.debug("%s: %s", page.url, outcome.reason)
+    return outcome.items
+
+
+def explain(page: Page, selectors: Selectors | None = None) -> str:
+    """Which strategy found the items and why (or why none were found), in one line."""
+    outcome = _run(page, selectors)
+    return f"{outcome.strategy}: {outcome.reason}"

@@ -1,0 +1,544 @@
+"""Automatic detection of the article listing in an HTML page (lxml: one parse, a few linear walks).
+
+Order of signals, cheapest and most reliable first:
+1. JSON-LD (schema.org ItemList / Article kinds / @graph) with two or more items;
+2. repeated blocks: every link with text is grouped by the structural signature of its path
+   (tag + first stable class of each ancestor). A group's links are the headlines of a listing when
+   they are many, headline-like (long enough, distinct), sit in headings, and their blocks carry
+   dates, summaries, images, <article> or schema.org Article microdata; groups inside navigation,
+   menus, rankings, tickers, ads, footers, sidebars and "related" boxes are penalised by tag and by
+   id/class/role vocabulary (rules.py). The winner's sibling groups of the same shape join it
+   (sections of a portal; a featured card in the same list), and one link is one item.
+3. Text signals (dates and lengths written in the text) only weigh the groups above: free text
+   of an HTML page is never turned into items, since a page with no listing must give none.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from urllib.parse import urldefrag, urljoin, urlsplit
+
+import lxml.html
+from lxml import etree
+
+from feedsvc.extract import rules
+from feedsvc.extract.rules import fold_ws, weight
+from feedsvc.extract.structured import StructuredItem, items_from_jsonld, load_json, parse_iso_date
+from feedsvc.model import RawItem
+
+log = logging.getLogger(__name__)
+
+HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+TOP_GROUPS = 10  # only this many groups get the costlier per-block look (keeps the walk linear)
+
+
+@dataclass
+class Outcome:
+    items: list[RawItem]
+    strategy: str  # the found_by of the items, or "none"
+    reason: str  # one line for `preview` / debug logs
+
+
+# ----------------------------------------------------------------------------- parsing helpers
+
+
+def parse_document(text: str) -> lxml.html.HtmlElement | None:
+    """Parse once. Bytes in, so an <?xml encoding?> declaration in the text cannot make lxml refuse it."""
+    if not text or not text.strip():
+        return None
+    try:
+        root = lxml.html.document_fromstring(
+            text.encode("utf-8", "surrogatepass"), parser=lxml.html.HTMLParser(encoding="utf-8"))
+    except (etree.ParserError, ValueError, UnicodeError) as exc:
+        log.debug("page does not parse as HTML: %s", exc)
+        return None
+    return root
+
+
+def base_of(page_url: str, root: lxml.html.HtmlElement) -> str | None:
+    """The absolute <base href> of the page, or None when it has none."""
+    for el in root.iter("base"):
+        href = (el.get("href") or "").strip()
+        if href:
+            return urljoin(page_url, href)
+    return None
+
+
+def clean_href(href: str | None) -> str | None:
+    """The href as written, less surrounding and embedded line breaks; None for dead links."""
+    if href is None:
+        return None
+    href = href.strip().replace("\n", "").replace("\r", "").replace("\t", "")
+    if not href or rules.DEAD_LINK.match(href):
+        return None
+    return href
+
+
+def resolve(href: str, base: str | None) -> str:
+    """Absolute against <base href> when the page has one (normalize only knows the page URL)."""
+    return urljoin(base, href) if base else href
+
+
+def link_key(href: str, page_url: str, base: str | None) -> str:
+    """Two forms of one link (relative/absolute, with a #fragment) compare equal."""
+    return urldefrag(urljoin(base or page_url, href))[0]
+
+
+def _attr_words(el: etree._Element) -> str:
+    return f"{el.get('id') or ''} {el.get('class') or ''}".lower()
+
+
+def is_bad_container(el: etree._Element) -> bool:
+    """Navigation, menus, rankings, tickers, ads, footers, sidebars, related boxes."""
+    if el.tag in ("html", "body"):
+        return False  # their classes describe the page ("mobile-sidebar-hide"), not a box in it
+    if el.tag in rules.BAD_TAGS:
+        return True
+    role = (el.get("role") or "").lower()
+    if role in rules.BAD_ROLES:
+        return True
+    words = _attr_words(el)
+    if not words.strip():
+        return False
+    words = rules.LAYOUT_WORDS.sub(" ", words)
+    if any(s in words for s in rules.BAD_SUBSTRINGS):
+        return True
+    for token in words.split():
+        if token in rules.BAD_TOKENS:
+            return True
+        if any(part in rules.BAD_PARTS for part in token.replace("_", "-").split("-")):
+            return True
+    return False
+
+
+def is_good_container(el: etree._Element) -> bool:
+    if el.tag in rules.GOOD_TAGS or (el.get("role") or "").lower() == "main":
+        return True
+    words = _attr_words(el)
+    return any(t in rules.GOOD_TOKENS for t in words.split()) or any(s in words for s in rules.GOOD_SUBSTRINGS)
+
+
+def is_mild_bad_container(el: etree._Element) -> bool:
+    words = _attr_words(el)
+    return el.tag not in ("html", "body") and any(s in words for s in rules.MILD_BAD_SUBSTRINGS)
+
+
+def is_ad_block(el: etree._Element) -> bool:
+    for token in (el.get("class") or "").lower().split():
+        if any(part in rules.AD_BLOCK_PARTS for part in token.replace("_", "-").split("-")):
+            return True
+    return False
+
+
+def _sig_part(el: etree._Element) -> str:
+    cls = ""
+    for token in (el.get("class") or "").split():
+        if not rules.UNSTABLE_CLASS.search(token.lower()):
+            cls = token.lower()
+            break
+    return f"{el.tag}.{cls}" if cls else str(el.tag)
+
+
+def text_of(el: etree._Element) -> str:
+    return fold_ws(el.text_content())
+
+
+# ----------------------------------------------------------------------------- link collection
+
+
+@dataclass
+class Anchor:
+    el: etree._Element
+    href: str
+    title: str
+    sig: tuple[str, ...]  # signature parts from <html> down to the anchor
+    ancestors: tuple[etree._Element, ...]  # from <html> down to the parent
+    order: int
+    in_heading: bool
+    block: etree._Element | None = None
+    block_depth: int = 0  # index of the block in ancestors (len(ancestors) when the block is the link)
+
+
+def _title_of(a: etree._Element) -> str:
+    for el in a.iter(*HEADINGS):  # a card that is one big link: its heading is the headline
+        t = text_of(el)
+        if t:
+            return t
+    t = text_of(a)
+    if not t:
+        t = fold_ws(a.get("title") or "")
+    return t
+
+
+def collect_anchors(root: etree._Element) -> list[Anchor]:
+    """One walk over the tree: every link with text, its signature path and its ancestors."""
+    anchors: list[Anchor] = []
+    stack: list[etree._Element] = []
+    sigs: list[str] = []
+    order = 0
+    for event, el in etree.iterwalk(root, events=("start", "end")):
+        if not isinstance(el.tag, str):
+            continue
+        if event == "end":
+            stack.pop()
+            sigs.pop()
+            continue
+        stack.append(el)
+        sigs.append(_sig_part(el))
+        if el.tag != "a":
+            continue
+        href = clean_href(el.get("href"))
+        if href is None:
+            continue
+        title = _title_of(el)
+        if not title:
+            continue  # image-only links carry no headline
+        order += 1
+        parents = tuple(stack[:-1])
+        in_heading = any(p.tag in HEADINGS for p in parents[-3:]) or next(el.iter(*HEADINGS), None) is not None
+        if not in_heading:
+            near = " ".join(_attr_words(p) for p in parents[-2:]) + " " + _attr_words(el)
+            in_heading = "title" in near or "headline" in near or "heading" in near
+        anchors.append(Anchor(el, href, title, tuple(sigs), parents, order, in_heading))
+    return anchors
+
+
+# ----------------------------------------------------------------------------- groups
+
+
+@dataclass
+class Group:
+    sig: tuple[str, ...]
+    members: list[Anchor]
+    score: float = 0.0
+    pre: float = 0.0
+    notes: dict[str, float] = field(default_factory=dict)
+    containers: set[int] = field(default_factory=set)
+    rel: tuple[str, ...] = ()
+    kind: str = "repeated-blocks"
+    bare: bool = False
+
+    def passes(self) -> bool:
+        return self.score >= (rules.MIN_SCORE_BARE if self.bare else rules.MIN_SCORE)
+
+
+def _assign_blocks(members: list[Anchor]) -> None:
+    """Each link's block: its highest ancestor that holds no other link of the group."""
+    counts: dict[etree._Element, int] = defaultdict(int)
+    for m in members:
+        for anc in m.ancestors:
+            counts[anc] += 1
+    for m in members:
+        block, depth = m.el, len(m.ancestors)
+        for i in range(len(m.ancestors) - 1, -1, -1):
+            if counts[m.ancestors[i]] == 1:
+                block, depth = m.ancestors[i], i
+            else:
+                break
+        m.block, m.block_depth = block, depth
+
+
+def _text_factor(members: list[Anchor]) -> tuple[float, float]:
+    weights = sorted(weight(m.title) for m in members)
+    med = weights[len(weights) // 2]
+    if med < rules.MIN_TITLE_WEIGHT:
+        return 0.0, med
+    if med > rules.MAX_TITLE_WEIGHT:
+        return 0.3, med
+    return min(1.0, med / rules.GOOD_TITLE_WEIGHT), med
+
+
+def _n_term(n: int) -> float:
+    return float(n) if n <= 12 else 12 + (n - 12) * 0.4
+
+
+class _Memo:
+    def __init__(self) -> None:
+        self.bad: dict[etree._Element, bool] = {}
+        self.good: dict[etree._Element, bool] = {}
+        self.mild: dict[etree._Element, bool] = {}
+
+    def chain_mild(self, chain: tuple[etree._Element, ...]) -> bool:
+        for el in chain:
+            v = self.mild.get(el)
+            if v is None:
+                v = self.mild[el] = is_mild_bad_container(el)
+            if v:
+                return True
+        return False
+
+    def chain_bad(self, chain: tuple[etree._Element, ...]) -> bool:
+        for el in chain:
+            v = self.bad.get(el)
+            if v is None:
+                v = self.bad[el] = is_bad_container(el)
+            if v:
+                return True
+        return False
+
+    def chain_good(self, chain: tuple[etree._Element, ...]) -> bool:
+        for el in chain:
+            v = self.good.get(el)
+            if v is None:
+                v = self.good[el] = is_good_container(el)
+            if v:
+                return True
+        return False
+
+
+def _pre_score(g: Group, memo: _Memo, page_host: str) -> None:
+    members = g.members
+    _assign_blocks(members)
+    # ads slotted into the list go, the rest of the group stays
+    g.members = members = [m for m in members if m.block is None or not is_ad_block(m.block)]
+    if len(members) < rules.MIN_ITEMS_STRONG:
+        g.pre = 0.0
+        return
+    tf, med = _text_factor(members)
+    texts = [m.title.casefold() for m in members]
+    actions = sum(1 for t in texts if rules.ACTION_TEXT.match(t))
+    distinct = len(set(texts)) / len(texts) * (1 - actions / len(texts))
+    links = {urldefrag(m.href)[0] for m in members}
+    bad = sum(1 for m in members if memo.chain_bad(m.ancestors[: m.block_depth]))
+    # "main"/"news" words count near the blocks only: the whole page sits in some #main
+    good = sum(1 for m in members if memo.chain_good(m.ancestors[max(0, m.block_depth - 3): m.block_depth]))
+    mild = sum(1 for m in members if memo.chain_mild(m.ancestors[: m.block_depth]))
+    ads = sum(1 for m in members if rules.AD_LINK.search(m.href))
+    heading = sum(1 for m in members if m.in_heading) / len(members)
+    external = 0
+    if page_host:
+        for m in members:
+            host = urlsplit(m.href).hostname if "://" in m.href[:12] else None
+            if host and host.removeprefix("www.") != page_host.removeprefix("www."):
+                external += 1
+    penalty = 1 - 0.92 * bad / len(members)
+    g.pre = (_n_term(len(links)) * tf * distinct * penalty * (1 + 0.6 * heading) * (1 + 0.4 * good / len(members))
+             * (1 - 0.5 * mild / len(members)) * (1 - 0.8 * ads / len(members)))
+    if external > len(members) / 2:
+        g.pre *= 0.6
+    first = members[0]
+    g.rel = tuple(first.sig[first.block_depth:])
+    g.containers = {id(m.ancestors[m.block_depth - 1]) for m in members if m.block_depth > 0}
+    g.notes = {"n": len(links), "median_width": med, "text": round(tf, 2), "distinct": round(distinct, 2),
+               "in_bad_box": bad, "in_good_box": good, "in_mild_box": mild, "ad_links": ads, "headings": round(heading, 2), "external": external}
+
+
+def _block_features(m: Anchor) -> tuple[bool, bool, bool, bool]:
+    """(date, summary, image, article) for one block: one walk over the block."""
+    block = m.block if m.block is not None else m.el
+    has_date = has_summary = has_image = False
+    article = block.tag == "article" or "article" in (block.get("itemtype") or "").lower() or any(
+        a.tag == "article" for a in m.ancestors[m.block_depth:])
+    for el in block.iter():
+        tag = el.tag
+        if tag == "time" or el.get("itemprop") in ("datePublished", "dateCreated"):
+            has_date = True
+        elif tag == "img":
+            has_image = True
+        elif tag == "article" or "blogposting" in (el.get("itemtype") or "").lower():
+            article = True
+    text = text_of(block)
+    if not has_date and rules.find_date_text(text):
+        has_date = True
+    has_summary = weight(text) - weight(m.title) >= rules.MIN_SUMMARY_WEIGHT * 1.5
+    return has_date, has_summary, has_image, article
+
+
+def _final_score(g: Group) -> None:
+    feats = [_block_features(m) for m in g.members]
+    n = len(feats)
+    date, summary, image, article = (sum(f[i] for f in feats) / n for i in range(4))
+    g.score = g.pre * (1 + 0.5 * date + 0.6 * summary + 0.2 * image) * (1 + 0.5 * article)
+    g.notes.update(date=round(date, 2), summary=round(summary, 2), image=round(image, 2),
+                   article=round(article, 2))
+    if article > 0.5:
+        g.kind = "article"
+    if n < rules.MIN_ITEMS and not (article > 0.5 or date > 0.5):
+        g.score = 0.0  # two links are a listing only when each block is an article or dated
+    g.bare = max(date, summary, image, article, g.notes["headings"]) < 0.5
+
+
+# ----------------------------------------------------------------------------- item fields
+
+
+def _summary_of(m: Anchor) -> tuple[str | None, str | None]:
+    block = m.block if m.block is not None else m.el
+    if block is m.el and next(m.el.iter(*HEADINGS), None) is None:
+        return None, None
+    path = set(m.ancestors)
+    in_anchor = m.block is not None and next(m.el.iter(*HEADINGS), None) is not None
+    classed = para = None
+    for el in block.iter():
+        if el is m.el and not in_anchor:
+            continue
+        if el in path or el.tag in HEADINGS or not isinstance(el.tag, str):
+            continue
+        if classed is None:
+            cls = (el.get("class") or "").lower()
+            if cls and any(w in cls for w in rules.SUMMARY_WORDS) and "title" not in cls:
+                t = text_of(el)
+                if weight(t) >= rules.MIN_SUMMARY_WEIGHT and m.title not in t[: len(m.title) + 2]:
+                    classed = (el, t)
+        if para is None and el.tag == "p":
+            t = text_of(el)
+            if weight(t) >= rules.MIN_SUMMARY_WEIGHT and m.title not in t:
+                para = (el, t)
+        if classed is not None:
+            break
+    found = classed or para
+    if found is None:
+        return None, None
+    el, text = found
+    inner = (el.text or "") + "".join(etree.tostring(c, encoding="unicode", method="html") for c in el)
+    return text, inner.strip() or None
+
+
+def _date_of(m: Anchor) -> tuple[object, str | None]:
+    block = m.block if m.block is not None else m.el
+    date_text = None
+    for el in block.iter():
+        tag = el.tag
+        if tag == "time" or el.get("itemprop") in ("datePublished", "dateCreated") or (
+                tag == "abbr" and "published" in (el.get("class") or "")):
+            raw = el.get("datetime") or el.get("content") or el.get("title")
+            dt, as_written = parse_iso_date(raw)
+            if dt is not None:
+                return dt, None
+            date_text = date_text or as_written or (text_of(el) or None)
+    if date_text:
+        return None, date_text
+    text = text_of(block)
+    if m.title and m.title in text:
+        text = text.replace(m.title, " ", 1)
+    return None, rules.find_date_text(text)
+
+
+def _image_of(m: Anchor, base: str | None) -> str | None:
+    block = m.block if m.block is not None else m.el
+    for img in block.iter("img"):
+        for attr in ("data-src", "data-original", "data-lazy-src", "src"):
+            src = (img.get(attr) or "").strip()
+            if src and not src.startswith("data:"):
+                return resolve(src, base)
+    return None
+
+
+def _raw_item(m: Anchor, base: str | None, found_by: str) -> RawItem:
+    date, date_text = _date_of(m)
+    summary, summary_html = _summary_of(m)
+    return RawItem(position=0, found_by=found_by, title=m.title, link=resolve(m.href, base),
+                   summary=summary, summary_html=summary_html, date=date,  # type: ignore[arg-type]
+                   date_text=date_text, image=_image_of(m, base))
+
+
+def richness(item: RawItem) -> int:
+    return sum(1 for v in (item.title, item.summary, item.date or item.date_text, item.image) if v)
+
+
+def dedupe_by_link(items: list[RawItem], page_url: str, base: str | None) -> list[RawItem]:
+    """Same link -> one item (a featured story repeated in the list): the richer copy, first place."""
+    by_key: dict[str, int] = {}
+    out: list[RawItem] = []
+    for item in items:
+        key = link_key(item.link, page_url, base) if item.link else None
+        if key is None:
+            out.append(item)
+            continue
+        if key in by_key:
+            i = by_key[key]
+            if richness(item) > richness(out[i]):
+                out[i] = item
+            continue
+        by_key[key] = len(out)
+        out.append(item)
+    return [RawItem(position=i, found_by=it.found_by, title=it.title, link=it.link, summary=it.summary,
+                    summary_html=it.summary_html, date=it.date, date_text=it.date_text, image=it.image)
+            for i, it in enumerate(out)]
+
+
+# ----------------------------------------------------------------------------- the strategies
+
+
+def _structured_to_raw(items: list[StructuredItem], base: str | None, found_by: str) -> list[RawItem]:
+    out = []
+    for s in items:
+        link = clean_href(s.link) if s.link else None
+        out.append(RawItem(position=len(out), found_by=found_by, title=s.title,
+                           link=resolve(link, base) if link else None, summary=s.summary,
+                           date=s.date, date_text=s.date_text,
+                           image=resolve(s.image, base) if s.image else None))
+    return out
+
+
+def extract_jsonld_documents(documents: list[object], base: str | None) -> list[RawItem]:
+    return _structured_to_raw(items_from_jsonld(documents), base, "json-ld")
+
+
+def automatic(page_url: str, text: str) -> Outcome:
+    root = parse_document(text)
+    if root is None:
+        return Outcome([], "none", "the page is empty or not HTML")
+    base = base_of(page_url, root)
+
+    # 1. JSON-LD, read before scripts are stripped
+    docs = []
+    for script in root.iter("script"):
+        if "ld+json" in (script.get("type") or "").lower() and script.text:
+            doc = load_json(script.text)
+            if doc is not None:
+                docs.append(doc)
+    if docs:
+        found = extract_jsonld_documents(docs, base)
+        if len(found) >= 2:
+            items = dedupe_by_link(found, page_url, base)
+            return Outcome(items, "json-ld", f"JSON-LD lists {len(items)} items")
+
+    # 2. repeated blocks
+    etree.strip_elements(root, "script", "style", "noscript", "template", etree.Comment, with_tail=False)
+    anchors = collect_anchors(root)
+    by_sig: dict[tuple[str, ...], list[Anchor]] = defaultdict(list)
+    for a in anchors:
+        by_sig[a.sig].append(a)
+    memo = _Memo()
+    host = urlsplit(base or page_url).hostname or ""
+    groups = []
+    for sig, members in by_sig.items():
+        if len(members) < rules.MIN_ITEMS_STRONG or _text_factor(members)[0] == 0.0:
+            continue
+        g = Group(sig, members)
+        _pre_score(g, memo, host)
+        if g.pre > 0:
+            groups.append(g)
+    groups.sort(key=lambda g: -g.pre)
+    top = groups[:TOP_GROUPS]
+    for g in top:
+        _final_score(g)
+    top.sort(key=lambda g: -g.score)
+    if not top or not top[0].passes():
+        why = (f"best candidate {'/'.join(top[0].sig[-3:])} scored {top[0].score:.1f}, under "
+               f"{rules.MIN_SCORE_BARE if top[0].bare else rules.MIN_SCORE}" if top
+               else "no repeated links with headline-like text")
+        return Outcome([], "none", f"no listing found: {why}")
+    best = top[0]
+    chosen = [best]
+    # a portal repeats one story shape in several sections: join groups ending in the same classed shape
+    shape = best.sig[-3:] if any("." in part for part in best.sig[-3:]) else None
+    for g in groups:
+        if g is best or g.notes.get("in_bad_box") or g.notes.get("text", 0) < 0.5:
+            continue
+        same_shape = g.sig[-3:] == shape and g.pre >= 0.1 * best.pre
+        same_list = bool(g.containers & best.containers) and g.notes.get("headings", 0) >= 0.5
+        if same_shape or same_list:
+            chosen.append(g)
+    members = sorted((m for g in chosen for m in g.members), key=lambda m: m.order)
+    items = dedupe_by_link([_raw_item(m, base, best.kind) for m in members], page_url, base)
+    reason = (f"{best.kind}: {len(items)} items in blocks {'/'.join(best.sig[-4:])} "
+              f"(score {best.score:.1f}; {', '.join(f'{k}={v}' for k, v in best.notes.items())})")
+    if len(chosen) > 1:
+        reason += f"; joined {len(chosen) - 1} sibling group(s) of the same shape"
+    if len(top) > 1:
+        runner = top[1]
+        reason += f"; runner-up {'/'.join(runner.sig[-3:])} scored {runner.score:.1f}"
+    return Outcome(items, best.kind, reason)

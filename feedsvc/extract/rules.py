@@ -1,0 +1,185 @@
+"""Named vocabularies and thresholds for extraction. Pure data and tiny pure helpers, no parsing.
+
+Kept apart from the code that walks pages so that a rule can be read, tested and tuned on its
+own (as trafilatura and htmldate do): when a site defeats detection, the fix is usually a word here.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# ----------------------------------------------------------------------------- text measure
+
+
+def fold_ws(text: str | None) -> str:
+    """Whitespace folded to single spaces, ends stripped (NBSP and ideographic space included)."""
+    if not text:
+        return ""
+    return " ".join(text.split())
+
+
+def weight(text: str) -> int:
+    """Display width: a CJK (wide) character counts 2, others 1; so one threshold fits both scripts."""
+    w = 0
+    for ch in text:
+        w += 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+    return w
+
+
+# ----------------------------------------------------------------------------- HTML: containers to leave out
+
+# Tags whose subtree is never the article listing.
+BAD_TAGS = frozenset({"nav", "footer", "aside", "header", "menu", "select", "button"})
+
+# id / class / role words of boxes that repeat or advertise stories rather than list them.
+# Layout names that merely mention a sidebar ("content-sidebar-wrap", "span8 right-sidebar") are
+# removed first: they wrap the main column.
+LAYOUT_WORDS = re.compile(
+    r"(?:left|right|with|has|no|content|full|two|one)[-_]?sidebars?|sidebars?[-_]?(?:left|right|layout)"
+)
+# Matched as substrings of the lowercased id/class (long, unambiguous words) ...
+BAD_SUBSTRINGS = (
+    "navigation", "navbar", "menu", "footer", "sidebar", "widget", "ranking", "popular", "ticker",
+    "related", "breaking", "advert", "sponsor", "breadcrumb", "pagination",
+    "social", "share", "comment", "tagcloud", "tag-cloud", "trending", "mostread", "most-read",
+    "recommend", "newsflash", "marquee", "slider", "carousel", "masthead", "copyright",
+    "subnav", "topnav", "globalnav", "gnav", "blogroll", "access-rank", "ninki", "osusume", "login",
+)
+# ... as whole class tokens ...
+BAD_TOKENS = frozenset({
+    "aside", "header", "hdr", "ftr", "tags", "side", "sub", "most", "extra", "secondary",
+    "toolbar", "tools", "links", "categories", "archives", "calendar", "utility", "recent-posts",
+})
+# ... and as parts of a token split on - and _ (short words that would match inside other words).
+BAD_PARTS = frozenset({"nav", "ad", "ads", "adv", "pr", "rank", "banner", "tag", "cat", "pager"})
+# role attribute values that mark non-content landmarks.
+BAD_ROLES = frozenset({"navigation", "banner", "contentinfo", "complementary", "menu", "menubar", "search"})
+# An item block itself with one of these tokens is an ad slotted into the list.
+AD_BLOCK_PARTS = frozenset({"ad", "ads", "adv", "pr", "sponsored", "advertisement", "promotion"})
+
+# Boxes that are rarely the news listing (media, shopping, campaigns): a mild penalty, not a veto.
+MILD_BAD_SUBSTRINGS = ("video", "movie", "photo", "gallery", "shopping", "service", "campaign",
+                       "special", "event", "sitemap", "shop", "store", "coupon", "point")
+
+# Links that go through an ad or tracking redirect (an encoded URL in the query, ad servers).
+AD_LINK = re.compile(
+    r"(?:https?|ftp)%3a%2f%2f|[?&](?:r2|url|u|redirect|goto|adurl|dest)=https?|doubleclick|/adclick|"
+    r"/click\?|trafficgate|adserver|/aff/|affiliate",
+    re.I,
+)
+
+# Words in a container's id/class that say "stories are listed here": a bonus.
+GOOD_SUBSTRINGS = ("topics", "news", "headline", "article", "entries", "entry", "posts", "story",
+                   "stories", "latest", "timeline", "archive", "blog", "kiji")
+
+# Containers that hold the main content: a mild bonus.
+GOOD_TAGS = frozenset({"main"})
+GOOD_TOKENS = frozenset({
+    "main", "content", "primary", "post-list", "posts", "entries", "articles", "article-list",
+    "news-list", "list-news", "archive", "topics", "topicsindex", "stories", "feed", "timeline",
+    "post-listing", "blog", "results", "cards", "main-container", "site-content",
+})
+
+# Class words of elements that carry an item's summary.
+SUMMARY_WORDS = (
+    "summary", "excerpt", "description", "desc", "lead", "teaser", "intro", "abstract",
+    "standfirst", "dek", "snippet", "entry-content", "post-content", "article-body",
+    "entry-body", "content", "text", "body", "story", "caption",
+)
+
+# Class tokens that only mark state or position: left out of a block's structural signature.
+UNSTABLE_CLASS = re.compile(
+    r"\d|^(first|last|odd|even|active|current|selected|sticky|featured|new|clearfix|clear|"
+    r"hentry|group|cf|left|right|col|row|is-.*|has-.*|js-.*)$"
+)
+
+# Link schemes that never lead to an article.
+DEAD_LINK = re.compile(r"^\s*(javascript:|mailto:|tel:|data:|about:|#)", re.I)
+
+# Anchor texts that are actions, not headlines ("Read more", "Continua a leggere »").
+ACTION_TEXT = re.compile(
+    r"^(read more|more|continue reading|continua a leggere|leer más|seguir leyendo|weiterlesen|"
+    r"lire la suite|続きを読む|もっと見る|詳しくはこちら|詳細|permalink|comments?|\d+ comments?|"
+    r"no comments|leave a comment|share|tweet|next|previous|prev|older posts|newer posts|"
+    r"次へ|前へ|一覧へ|もっと読む|подробнее|читать далее|περισσότερα)\W*$",
+    re.I,
+)
+
+# ----------------------------------------------------------------------------- thresholds
+
+MIN_TITLE_WEIGHT = 10  # a headline is at least ~10 Latin or ~5 CJK characters
+GOOD_TITLE_WEIGHT = 30  # median headline weight at which a group counts as fully headline-like
+MAX_TITLE_WEIGHT = 300  # longer link texts are paragraphs, not headlines
+MIN_ITEMS = 3  # fewer repeated blocks than this is not a listing ...
+MIN_ITEMS_STRONG = 2  # ... unless each is an <article> or carries a date
+MIN_SCORE = 4.0  # a group scoring below this is noise: the page has no listing
+MIN_SCORE_BARE = 8.0  # ... and a bare list of links (no heading, date, summary, image) needs more
+MIN_SUMMARY_WEIGHT = 30  # shorter leftover text is byline or metadata, not a summary
+
+# ----------------------------------------------------------------------------- dates as written
+
+_MONTHS_EN = (
+    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
+    r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
+)
+_WEEKDAY_EN = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*\.?,?\s+"
+_TIME = r"(?:\s*(?:@|at|,|-)?\s*\d{1,2}:\d{2}(?::\d{2})?\s*(?:[ap]\.?m\.?)?)?"
+
+DATE_PATTERNS = tuple(re.compile(p, re.I) for p in (
+    r"\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日(?:\s*[(（][^)）]{1,3}[)）])?(?:\s*\d{1,2}[:時]\d{2}分?)?",
+    r"\d{1,2}\s*月\s*\d{1,2}\s*日(?:\s*[(（][^)）]{1,3}[)）])?(?:\s*\d{1,2}[:時]\d{2}分?)?",
+    r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?(?:Z|[+-]\d{2}:?\d{2})?)?\b",
+    r"\b\d{4}[/.]\d{1,2}[/.]\d{1,2}\b" + _TIME,
+    r"\b\d{1,2}[/.]\d{1,2}[/.]\d{4}\b" + _TIME,
+    r"(?:" + _WEEKDAY_EN + r")?\b\d{1,2}(?:st|nd|rd|th)?\s+" + _MONTHS_EN + r",?\s+\d{4}\b" + _TIME,
+    r"(?:" + _WEEKDAY_EN + r")?\b" + _MONTHS_EN + r"\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}\b" + _TIME,
+))
+
+
+def find_date_text(text: str) -> str | None:
+    """The first date written in `text`, as written (the longest match at the earliest place)."""
+    best: tuple[int, int, str] | None = None
+    for pattern in DATE_PATTERNS:
+        m = pattern.search(text)
+        if m and (best is None or (m.start(), -len(m.group())) < (best[0], best[1])):
+            best = (m.start(), -len(m.group()), m.group().strip())
+    return best[2] if best else None
+
+
+# ----------------------------------------------------------------------------- plain text pages
+
+# Lines that describe the page itself ("this page lists articles on …"): never items.
+# One strong pattern is enough; weak ones count only in pairs, since an article may say "一覧".
+PAGE_DESCRIPTION_STRONG = tuple(re.compile(p, re.I) for p in (
+    r"^(本|この|当)ページ(では|は|で|に)",
+    r"(記事|ニュース|コラム|情報)を一覧で?(掲載|表示|紹介|ご覧)",
+    r"をテーマ(と|に)した(記事|ニュース)",
+    r"^this page (lists|shows|collects|contains|gathers)",
+    r"^(all |latest )?(articles|stories|posts|news) (tagged|about|on|filed under|in the category)\b",
+    r"^(showing|displaying) (\d+|all) (articles|stories|results|posts)",
+    r"^(you are viewing|browse) (all )?(articles|stories|posts)",
+))
+PAGE_DESCRIPTION_WEAK = tuple(re.compile(p, re.I) for p in (
+    r"一覧", r"掲載しています", r"まとめています", r"ご覧いただけます", r"テーマ",
+    r"\bthis page\b", r"\bbelow\b", r"\blisted\b", r"\bcollection of\b",
+))
+
+SENTENCE_END = re.compile(r"[。．！？!?…]\s*$|[^.]\.\s*$|\.{3}\s*$")
+MAX_HEADLINE_WEIGHT = 100  # a text line wider than this is a summary, not a headline
+
+
+def is_page_description(line: str) -> bool:
+    if any(p.search(line) for p in PAGE_DESCRIPTION_STRONG):
+        return weight(line) <= 240
+    return sum(1 for p in PAGE_DESCRIPTION_WEAK if p.search(line)) >= 2 and weight(line) <= 160
+
+
+def is_headline_line(line: str) -> bool:
+    """Short, and not ending like a sentence: "トランプ氏、… 交渉加速促す", "Talks resume in Geneva"."""
+    return weight(line) <= MAX_HEADLINE_WEIGHT and not SENTENCE_END.search(line)
+
+
+def is_date_only(line: str) -> bool:
+    found = find_date_text(line)
+    return bool(found) and weight(line) <= weight(found) + 6
