@@ -1,0 +1,481 @@
+"""Polite, bounded fetching. The only module that imports requests.
+
+Every page fetch is bounded: a connect timeout, a read timeout per socket read, a total deadline
+per page (a server that drips one byte a second is cut off), a size cap on the *decoded* bytes (a
+gzip bomb stops at the cap), a redirect cap with loop detection. Politeness: robots.txt for our
+User-Agent, one request at a time per host with a minimum gap (and the site's Crawl-delay),
+Retry-After on 429/503, retries with exponential backoff and jitter for connection errors and 5xx
+only. Conditional GET with the validators the store kept; 304 -> NotModified without a body.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import queue
+import random
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+from urllib.request import url2pathname
+from urllib.robotparser import RobotFileParser
+
+import requests
+import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+
+from feedsvc.config import SourceConfig
+from feedsvc.decode import decode_body, media_type
+from feedsvc.errors import FetchError, SourceError
+from feedsvc.model import NotModified, Page, SourceState
+
+log = logging.getLogger(__name__)
+
+CHUNK = 64 * 1024
+RETRY_AFTER_MAX_SLEEP = 30.0  # longer than this: do not block, let the pipeline back the source off
+ROBOTS_TIMEOUT = 10.0
+ROBOTS_MAX_BYTES = 512 * 1024  # what Google reads of a robots.txt
+CRAWL_DELAY_MAX = 60.0
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
+def next_try_at(consecutive_failures: int, now: datetime, retry_after: float | None = None,
+                base: timedelta = timedelta(minutes=5), cap: timedelta = timedelta(hours=6)) -> datetime:
+    """When to try a failing source again: base, 2×base, 4×base … up to cap; never before retry_after."""
+    n = max(1, consecutive_failures)
+    delay = min(cap, base * (2 ** min(n - 1, 32)))
+    if retry_after is not None and retry_after > 0:
+        delay = max(delay, timedelta(seconds=min(retry_after, 7 * 86400)))  # a week bounds a silly header
+    return now + delay
+
+
+def parse_retry_after(value: str | None, date_header: str | None, now: datetime) -> float | None:
+    """Retry-After as seconds: delta-seconds or an HTTP date (measured against the server's Date if sent)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    ref = now
+    if date_header:
+        try:
+            ref = email.utils.parsedate_to_datetime(date_header)
+        except (TypeError, ValueError, IndexError):
+            pass
+    if when.tzinfo is None or ref.tzinfo is None:
+        return None
+    return max(0.0, (when - ref).total_seconds())
+
+
+@dataclass
+class _Deadline:
+    """A page's time budget. Our own pacing waits extend it: the budget is for the server."""
+
+    end: float
+
+    def remaining(self) -> float:
+        return self.end - time.monotonic()
+
+    def extend(self, seconds: float) -> None:
+        self.end += seconds
+
+
+@dataclass
+class _Host:
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one request at a time
+    robots_lock: threading.Lock = field(default_factory=threading.Lock)  # one robots.txt fetch
+    next_at: float = 0.0  # monotonic time before which no request may start
+    crawl_delay: float = 0.0
+    robots: RobotFileParser | None = None
+
+
+class Fetcher:
+    """Fetches source pages: one requests.Session, polite per host, bounded per page. Thread-safe."""
+
+    retry_base = 0.5  # seconds; first retry waits about this, then doubles (with jitter)
+
+    def __init__(self, *, user_agent: str, timeout: float = 30.0, max_bytes: int = 5_000_000,
+                 host_delay: float = 1.0, host_delays: dict[str, float] | None = None,
+                 max_retries: int = 2, max_redirects: int = 5, max_workers: int = 8) -> None:
+        self.user_agent = user_agent
+        self.timeout = float(timeout)
+        self.connect_timeout = min(10.0, self.timeout)
+        self.max_bytes = max_bytes
+        self.host_delay = host_delay
+        self.host_delays = {k.lower(): v for k, v in (host_delays or {}).items()}
+        self.max_retries = max_retries
+        self.max_redirects = max_redirects
+        self.max_workers = max_workers
+        self._session = requests.Session()
+        self._session.headers.update({
+            "User-Agent": user_agent,
+            "Accept": "text/html,application/xhtml+xml,application/json;q=0.9,text/plain;q=0.8,*/*;q=0.5",
+            "Accept-Encoding": "gzip, deflate",
+        })
+        # no urllib3-level retries (ours are deadline-aware); a pool big enough for our workers
+        adapter = HTTPAdapter(pool_connections=max(10, max_workers), pool_maxsize=max(10, max_workers),
+                              max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._hosts: dict[str, _Host] = {}
+        self._hosts_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ public
+
+    def fetch(self, source: SourceConfig, state: SourceState | None, *, now: datetime,
+              force: bool = False) -> Page | NotModified:
+        """Fetch and decode one source. Raises FetchError (kind: network, timeout, http, too-large,
+        decode, robots, redirects, empty)."""
+        if source.is_local:
+            return self._fetch_file(source, now)
+        if not source.robots:
+            log.info("%s: robots.txt not consulted (robots = false in the config)", source.url)
+        headers: dict[str, str] = {}
+        if state is not None and not force:
+            if state.etag:
+                headers["If-None-Match"] = state.etag
+            if state.last_modified:
+                headers["If-Modified-Since"] = state.last_modified
+        deadline = _Deadline(time.monotonic() + self.timeout)
+        url = source.url
+        chain = [url]
+        for _hop in range(self.max_redirects + 1):
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise FetchError("redirects", f"redirected to {url!r}, which is not an http(s) URL")
+            if source.robots:
+                self._check_robots(url, deadline)
+            result = self._get_with_retries(url, headers, deadline, now)
+            if isinstance(result, str):  # a redirect target
+                nxt = result
+                if nxt in chain:
+                    raise FetchError("redirects", "redirect loop: " + " -> ".join(chain + [nxt]))
+                chain.append(nxt)
+                url = nxt
+                continue
+            status, resp_headers, body = result
+            if status == 304:
+                return NotModified(url=url, fetched_at=now)
+            return self._page(url, status, resp_headers, body, source, now)
+        raise FetchError("redirects", f"more than {self.max_redirects} redirects: " + " -> ".join(chain))
+
+    def fetch_many(self, jobs: Sequence[tuple[SourceConfig, SourceState | None]], *, now: datetime,
+                   force: bool = False) -> Iterator[tuple[SourceConfig, Page | NotModified | FetchError]]:
+        """Fetch many sources: hosts in parallel (bounded pool), each host's queue in order with its gap.
+        Yields (source, Page | NotModified | FetchError) as each finishes."""
+        groups: dict[str, list[tuple[SourceConfig, SourceState | None]]] = {}
+        for i, (source, state) in enumerate(jobs):
+            # local files need no pacing: each is its own queue
+            key = f"file#{i}" if source.is_local else (urlsplit(source.url).hostname or "").lower()
+            groups.setdefault(key, []).append((source, state))
+        if not groups:
+            return
+        results: queue.Queue[tuple[SourceConfig, object]] = queue.Queue()
+        stop = threading.Event()
+
+        def run(group: list[tuple[SourceConfig, SourceState | None]]) -> None:
+            for source, state in group:
+                if stop.is_set():
+                    return
+                try:
+                    results.put((source, self.fetch(source, state, now=now, force=force)))
+                except FetchError as exc:
+                    results.put((source, exc))
+                except BaseException as exc:  # a bug: hand it to the caller's thread
+                    results.put((source, _Crash(exc)))
+
+        pool = ThreadPoolExecutor(max_workers=min(self.max_workers, len(groups)),
+                                  thread_name_prefix="feedsvc-fetch")
+        try:
+            # the longest queues first, so the total is close to the longest host's queue
+            for group in sorted(groups.values(), key=len, reverse=True):
+                pool.submit(run, group)
+            for _ in range(len(jobs)):
+                source, outcome = results.get()
+                if isinstance(outcome, _Crash):
+                    raise outcome.exc
+                yield source, outcome  # type: ignore[misc]
+        finally:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    # ------------------------------------------------------------------ one request
+
+    def _host(self, hostname: str) -> _Host:
+        with self._hosts_lock:
+            return self._hosts.setdefault(hostname, _Host())
+
+    def _gap(self, hostname: str, host: _Host) -> float:
+        return max(self.host_delays.get(hostname, self.host_delay), host.crawl_delay)
+
+    @contextmanager
+    def _turn(self, url: str, deadline: _Deadline) -> Iterator[None]:
+        """Hold the host for one request, after its minimum gap since the previous request started."""
+        hostname = (urlsplit(url).hostname or "").lower()
+        host = self._host(hostname)
+        waited_from = time.monotonic()
+        with host.lock:
+            wait = host.next_at - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            start = time.monotonic()
+            deadline.extend(start - waited_from)  # queueing for politeness is not the server's time
+            host.next_at = start + self._gap(hostname, host)
+            yield
+
+    def _get_with_retries(self, url: str, headers: dict[str, str], deadline: _Deadline,
+                          now: datetime) -> str | tuple[int, dict[str, str], bytes]:
+        """GET one URL with retries. Returns a redirect target, or (status, headers, body)."""
+        attempt = 0
+        while True:
+            retry_after: float | None = None
+            try:
+                with self._turn(url, deadline):
+                    return self._get_once(url, headers, deadline, now)
+            except _Retryable as exc:
+                error, retry_after = exc.error, exc.error.retry_after
+            if attempt >= self.max_retries:
+                raise error
+            attempt += 1
+            if retry_after is not None:
+                wait = retry_after
+                if wait > RETRY_AFTER_MAX_SLEEP or wait > deadline.remaining() - 1:
+                    raise error  # carries retry_after: the pipeline backs the source off
+            else:
+                wait = self.retry_base * (2 ** (attempt - 1)) * random.uniform(0.75, 1.25)
+                if wait > deadline.remaining() - 1:
+                    raise error
+            log.info("%s: %s; retry %d/%d in %.1f s", url, error, attempt, self.max_retries, wait)
+            time.sleep(wait)
+
+    def _get_once(self, url: str, headers: dict[str, str], deadline: _Deadline,
+                  now: datetime) -> str | tuple[int, dict[str, str], bytes]:
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise FetchError("timeout", f"no response within the {self.timeout:g} s deadline")
+        netloc = urlsplit(url).netloc
+        try:
+            resp = self._session.get(url, headers=headers, stream=True, allow_redirects=False,
+                                     timeout=(min(self.connect_timeout, remaining), remaining))
+        except requests.exceptions.ConnectTimeout:
+            raise _Retryable(FetchError("timeout", f"could not connect to {netloc} within "
+                                                   f"{min(self.connect_timeout, remaining):.3g} s")) from None
+        except requests.exceptions.ReadTimeout:
+            raise FetchError("timeout", f"{netloc} accepted the connection but sent no response "
+                                        f"within {remaining:.3g} s") from None
+        except requests.exceptions.TooManyRedirects as exc:  # not expected: we follow redirects ourselves
+            raise FetchError("redirects", str(exc)) from None
+        except requests.exceptions.ConnectionError as exc:
+            raise _Retryable(FetchError("network", f"cannot reach {netloc}: {_reason(exc)}")) from None
+        except requests.exceptions.RequestException as exc:
+            raise FetchError("network", f"{url}: {_reason(exc)}") from None
+        with resp:
+            status = resp.status_code
+            resp_headers = dict(resp.headers)
+            if status in REDIRECT_STATUSES:
+                location = resp.headers.get("Location")
+                if not location:
+                    raise FetchError("redirects", f"HTTP {status} from {url} without a Location header")
+                return urljoin(url, location.strip())
+            if status == 304:
+                return status, resp_headers, b""
+            if status >= 400:
+                reason = f"HTTP {status} {resp.reason or ''}".strip() + f" from {url}"
+                if status in (429, 503):
+                    ra = parse_retry_after(resp.headers.get("Retry-After"), resp.headers.get("Date"), now)
+                    if ra is not None:
+                        err = FetchError("http", f"{reason} (Retry-After: {ra:g} s)", retry_after=ra)
+                        raise _Retryable(err)
+                if status >= 500:
+                    raise _Retryable(FetchError("http", reason))
+                raise FetchError("http", reason)
+            return status, resp_headers, self._read_body(resp, url, deadline)
+
+    def _read_body(self, resp: requests.Response, url: str, deadline: _Deadline) -> bytes:
+        """Read the body as a stream: decoded bytes counted against the cap, the clock against the deadline."""
+        declared = resp.headers.get("Content-Length")
+        if declared and declared.strip().isdigit() and int(declared) > self.max_bytes:
+            raise FetchError("too-large", f"{url} is {int(declared):,} bytes (Content-Length); "
+                                          f"the limit is {self.max_bytes:,}")
+        raw = resp.raw
+        buf = bytearray()
+        encoded = resp.headers.get("Content-Encoding", "").strip().lower()
+        try:
+            while True:
+                remaining = deadline.remaining()
+                if remaining <= 0:
+                    raise FetchError("timeout", f"{url}: body not complete after the {self.timeout:g} s "
+                                                f"deadline ({len(buf):,} bytes received)")
+                _set_read_timeout(raw, remaining)
+                # read1 returns what one socket read brings (a drip cannot hold us past the deadline);
+                # decode_content=True decompresses in bounded steps, so the cap counts decoded bytes
+                chunk = raw.read1(CHUNK, decode_content=True)
+                if not chunk:
+                    break
+                buf += chunk
+                if len(buf) > self.max_bytes:
+                    what = f"after {encoded} decompression" if encoded and encoded != "identity" else "read"
+                    raise FetchError("too-large", f"{url} is more than {self.max_bytes:,} bytes ({what}); "
+                                                  "stopped reading")
+        except urllib3.exceptions.ReadTimeoutError:
+            if deadline.remaining() <= 0.1:  # the socket timeout was the deadline's remainder
+                raise FetchError("timeout", f"{url}: body not complete after the {self.timeout:g} s "
+                                            f"deadline ({len(buf):,} bytes received)") from None
+            raise FetchError("timeout", f"{url}: the server stopped sending the body "
+                                        f"({len(buf):,} bytes received)") from None
+        except urllib3.exceptions.ProtocolError as exc:
+            incomplete = next((a for a in exc.args if isinstance(a, urllib3.exceptions.IncompleteRead)), None)
+            if incomplete is not None or "IncompleteRead" in str(exc):
+                expected = declared or "?"
+                raise _Retryable(FetchError("network", f"{url}: connection closed after {len(buf):,} of "
+                                                       f"{expected} bytes (truncated body)")) from None
+            raise _Retryable(FetchError("network", f"{url}: connection broken while reading the body "
+                                                   f"({_reason(exc)})")) from None
+        except urllib3.exceptions.DecodeError as exc:
+            raise FetchError("decode", f"{url}: cannot decompress the body "
+                                       f"(Content-Encoding: {encoded}): {_reason(exc)}") from None
+        except OSError as exc:  # the socket itself failed mid-body
+            raise _Retryable(FetchError("network", f"{url}: {_reason(exc)} while reading the body")) from None
+        if declared and declared.strip().isdigit() and not encoded and len(buf) < int(declared):
+            raise _Retryable(FetchError("network", f"{url}: connection closed after {len(buf):,} of "
+                                                   f"{int(declared):,} bytes (truncated body)"))
+        return bytes(buf)
+
+    # ------------------------------------------------------------------ pages
+
+    def _page(self, url: str, status: int, headers: dict[str, str], body: bytes, source: SourceConfig,
+              now: datetime) -> Page:
+        ctype = _header(headers, "Content-Type")
+        text, codec = self._decode(body, url, ctype, source)
+        return Page(url=url, text=text, content_type=media_type(ctype, url), encoding=codec,
+                    fetched_at=now, status=status, etag=_header(headers, "ETag"),
+                    last_modified=_header(headers, "Last-Modified"))
+
+    def _decode(self, body: bytes, url: str, ctype: str | None, source: SourceConfig) -> tuple[str, str]:
+        if not body.strip():
+            raise FetchError("empty", f"{url} returned an empty page ({len(body)} bytes)")
+        try:
+            text, codec = decode_body(body, content_type=ctype, override=source.encoding)
+        except SourceError as exc:
+            raise FetchError("decode", f"{url}: {exc.message}") from None
+        if not text.strip():
+            raise FetchError("empty", f"{url} returned a page with no text ({len(body)} bytes)")
+        return text, codec
+
+    def _fetch_file(self, source: SourceConfig, now: datetime) -> Page:
+        path = Path(url2pathname(urlsplit(source.url).path))
+        try:
+            with path.open("rb") as f:
+                body = f.read(self.max_bytes + 1)
+        except OSError as exc:
+            raise FetchError("network", f"cannot read {path}: {exc.strerror or exc}") from None
+        if len(body) > self.max_bytes:
+            raise FetchError("too-large", f"{path} is more than {self.max_bytes:,} bytes")
+        text, codec = self._decode(body, source.url, None, source)
+        return Page(url=source.url, text=text, content_type=media_type(None, source.url), encoding=codec,
+                    fetched_at=now)
+
+    # ------------------------------------------------------------------ robots.txt
+
+    def _check_robots(self, url: str, deadline: _Deadline) -> None:
+        parts = urlsplit(url)
+        hostname = (parts.hostname or "").lower()
+        host = self._host(hostname)
+        with host.robots_lock:
+            if host.robots is None:
+                host.robots = self._load_robots(f"{parts.scheme}://{parts.netloc}/robots.txt", deadline)
+                delay = host.robots.crawl_delay(self.user_agent)
+                if delay:
+                    host.crawl_delay = min(float(delay), CRAWL_DELAY_MAX)
+                    log.info("%s asks for Crawl-delay %s s; using %.3g s", hostname, delay, host.crawl_delay)
+            rules = host.robots
+        if not rules.can_fetch(self.user_agent, url):
+            agent = self.user_agent.split("/")[0]
+            raise FetchError("robots", f"{parts.scheme}://{parts.netloc}/robots.txt disallows "
+                                       f"{parts.path or '/'} for user agent {agent!r}")
+
+    def _load_robots(self, robots_url: str, deadline: _Deadline) -> RobotFileParser:
+        rp = RobotFileParser(robots_url)
+        t = min(ROBOTS_TIMEOUT, max(1.0, deadline.remaining()))
+        try:
+            with self._turn(robots_url, deadline):
+                resp = self._session.get(robots_url, timeout=(min(t, self.connect_timeout), t), stream=True)
+                with resp:
+                    status = resp.status_code
+                    body = resp.raw.read(ROBOTS_MAX_BYTES, decode_content=True) if status == 200 else b""
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            log.warning("%s unreachable (%s); allowing all", robots_url, _reason(exc))
+            rp.allow_all = True
+            return rp
+        if status >= 500:
+            log.warning("%s answered HTTP %d; allowing all", robots_url, status)
+            rp.allow_all = True
+        elif status >= 400:  # RFC 9309: 4xx means there are no rules
+            rp.allow_all = True
+        else:
+            rp.parse(body.decode("utf-8", "replace").splitlines())
+        return rp
+
+
+class _Retryable(Exception):
+    """Internal: a failure worth another try (connection errors, 5xx, 429/503 with Retry-After)."""
+
+    def __init__(self, error: FetchError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass
+class _Crash:
+    exc: BaseException
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    low = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == low), None)
+
+
+def _reason(exc: BaseException) -> str:
+    """The useful part of a requests/urllib3 error: 'Connection refused', not three nested reprs."""
+    text = str(exc)
+    m = _ERRNO.search(text)
+    if m:
+        return m.group(1).strip()
+    for marker in ("Caused by ", "Failed to establish a new connection: "):
+        if marker in text:
+            text = text.rsplit(marker, 1)[1]
+    return text.strip(" ()'\"") or type(exc).__name__
+
+
+def _set_read_timeout(raw: object, seconds: float) -> None:
+    """Shorten the socket's read timeout to what is left of the deadline (best effort)."""
+    conn = getattr(raw, "connection", None) or getattr(raw, "_connection", None)
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        try:
+            sock.settimeout(max(0.05, seconds))
+        except OSError:
+            pass

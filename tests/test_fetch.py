@@ -1,0 +1,595 @@
+"""Fetching against real local servers that misbehave: every call ends within its deadline and says why.
+
+The `http_server` fixture (conftest) covers what http.server can do; RawServer below covers what it
+cannot (drip, hang, truncate, gzip bomb without Content-Length). The elapsed-time asserts are deadline
+checks with a generous bound, not benchmarks.
+"""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler
+from typing import Callable
+
+import pytest
+from conftest import LocalServer
+
+from feedsvc.config import SourceConfig
+from feedsvc.errors import FetchError
+from feedsvc.fetch import Fetcher, next_try_at, parse_retry_after
+from feedsvc.model import NotModified, Page, SourceState
+
+UA = "feedsvc-test/1.0 (+https://example.org/feedsvc)"
+HTML = "<html><head><title>t</title></head><body><p>Hello, feeds.</p></body></html>"
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 that runs `handle(conn)` per connection: for misbehaviour http.server won't do."""
+
+    def __init__(self, handle: Callable[[socket.socket], None]) -> None:
+        self.handle = handle
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.conns: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.conns.append(conn)
+            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
+
+    def _run(self, conn: socket.socket) -> None:
+        try:
+            self.handle(conn)
+        except OSError:
+            pass  # the client hung up on us: that is the point of most of these servers
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+    def url(self, path: str = "/page") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def close(self) -> None:
+        self.stop.set()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+        self.sock.close()
+
+
+def read_request(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+@pytest.fixture
+def http_server():
+    """conftest's server, but torn down in the background: its shutdown() waits out a 0.5 s poll."""
+    server = LocalServer()
+    server.route("/robots.txt", "User-agent: *\nAllow: /\n", headers={"Content-Type": "text/plain"})
+    yield server
+    threading.Thread(target=server.close, daemon=True).start()
+
+
+@pytest.fixture
+def raw_server():
+    servers: list[RawServer] = []
+
+    def make(handle: Callable[[socket.socket], None]) -> RawServer:
+        s = RawServer(handle)
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+def make_fetcher(**kw) -> Fetcher:
+    kw.setdefault("user_agent", UA)
+    kw.setdefault("host_delay", 0.0)
+    f = Fetcher(**kw)
+    f.retry_base = 0.05  # keep retries quick in tests
+    return f
+
+
+def src(url: str, **kw) -> SourceConfig:
+    return SourceConfig(url=url, **kw)
+
+
+def fetch_error(fetcher: Fetcher, url: str, now: datetime, **src_kw) -> tuple[FetchError, float]:
+    t0 = time.monotonic()
+    with pytest.raises(FetchError) as info:
+        fetcher.fetch(src(url, **src_kw), None, now=now)
+    return info.value, time.monotonic() - t0
+
+
+# ---------------------------------------------------------------------- the happy path
+
+
+def test_fetch_returns_decoded_page_with_validators_and_sends_user_agent(http_server, now):
+    url = http_server.route("/p", HTML, headers={"Content-Type": "text/html; charset=utf-8", "ETag": '"v1"',
+                                                 "Last-Modified": "Mon, 19 Jan 2026 10:00:00 GMT"})
+    with make_fetcher() as f:
+        page = f.fetch(src(url), None, now=now)
+    assert isinstance(page, Page)
+    assert (page.url, page.text, page.content_type, page.encoding) == (url, HTML, "text/html", "utf-8")
+    assert (page.etag, page.last_modified, page.fetched_at, page.status) == (
+        '"v1"', "Mon, 19 Jan 2026 10:00:00 GMT", now, 200)
+    hits = http_server.hits_for("/p")
+    assert len(hits) == 1 and hits[0].headers["User-Agent"] == UA
+    assert http_server.hits_for("/robots.txt")[0].headers["User-Agent"] == UA
+    assert "gzip" in hits[0].headers["Accept-Encoding"]
+
+
+def test_conditional_get_round_trip(http_server, now):
+    etag, lm = '"abc-123"', "Sun, 18 Jan 2026 08:00:00 GMT"
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        if h.headers.get("If-None-Match") == etag and h.headers.get("If-Modified-Since") == lm:
+            h.send_response(304)
+            h.send_header("ETag", etag)
+            h.end_headers()
+            return
+        body = HTML.encode()
+        h.send_response(200)
+        for k, v in (("ETag", etag), ("Last-Modified", lm), ("Content-Type", "text/html"),
+                     ("Content-Length", str(len(body)))):
+            h.send_header(k, v)
+        h.end_headers()
+        h.wfile.write(body)
+
+    url = http_server.route("/c", handler=handler)
+    with make_fetcher() as f:
+        first = f.fetch(src(url), None, now=now)
+        assert isinstance(first, Page) and (first.etag, first.last_modified) == (etag, lm)
+        state = SourceState(url=url, etag=first.etag, last_modified=first.last_modified)
+        later = now + timedelta(hours=1)
+        second = f.fetch(src(url), state, now=later)
+        forced = f.fetch(src(url), state, now=later, force=True)
+    assert second == NotModified(url=url, fetched_at=later)
+    assert isinstance(forced, Page)
+    sent = http_server.hits_for("/c")
+    assert "If-None-Match" not in sent[0].headers
+    assert (sent[1].headers["If-None-Match"], sent[1].headers["If-Modified-Since"]) == (etag, lm)
+    assert "If-None-Match" not in sent[2].headers and "If-Modified-Since" not in sent[2].headers
+
+
+def test_redirect_followed_and_final_url_reported(http_server, now):
+    final = http_server.route("/new", HTML, headers={"Content-Type": "text/html"})
+    url = http_server.route("/old", status=301, headers={"Location": "/new"})
+    with make_fetcher() as f:
+        page = f.fetch(src(url), None, now=now)
+    assert isinstance(page, Page) and page.url == final and page.text == HTML
+
+
+def test_gzip_body_is_decompressed(http_server, now):
+    url = http_server.route("/gz", gzip.compress(HTML.encode()),
+                            headers={"Content-Type": "text/html", "Content-Encoding": "gzip"})
+    with make_fetcher() as f:
+        page = f.fetch(src(url), None, now=now)
+    assert isinstance(page, Page) and page.text == HTML
+
+
+# ---------------------------------------------------------------------- misbehaving servers
+
+
+def test_http_500_is_retried_then_reported(http_server, now):
+    url = http_server.route("/e", "oops", status=500)
+    with make_fetcher(max_retries=2, timeout=5) as f:
+        err, elapsed = fetch_error(f, url, now)
+    assert err.kind == "http" and "HTTP 500" in err.message and err.retry_after is None
+    assert len(http_server.hits_for("/e")) == 3  # one try + two retries
+    assert elapsed < 5 + 3
+
+
+@pytest.mark.parametrize("status", [pytest.param(404, id="404"), pytest.param(403, id="403"),
+                                    pytest.param(410, id="410")])
+def test_other_4xx_are_not_retried(http_server, now, status):
+    url = http_server.route("/x", "no", status=status)
+    with make_fetcher(max_retries=2) as f:
+        err, _ = fetch_error(f, url, now)
+    assert err.kind == "http" and f"HTTP {status}" in err.message
+    assert len(http_server.hits_for("/x")) == 1
+
+
+def test_503_with_short_retry_after_sleeps_and_retries(http_server, now):
+    url = http_server.route("/busy", "busy", status=503, headers={"Retry-After": "1"})
+    with make_fetcher(max_retries=1, timeout=5) as f:
+        err, elapsed = fetch_error(f, url, now)
+    hits = http_server.hits_for("/busy")
+    assert len(hits) == 2
+    assert err.kind == "http" and "HTTP 503" in err.message and err.retry_after == 1
+    assert elapsed < 5 + 3
+
+
+@pytest.mark.parametrize("status,retry_after,expected", [
+    pytest.param(503, "3600", 3600, id="503-seconds"),
+    pytest.param(429, "120", 120, id="429-seconds"),
+    pytest.param(429, "http-date+90", 90, id="429-http-date"),
+])
+def test_long_retry_after_is_not_slept_but_handed_back(http_server, now, status, retry_after, expected):
+    # http.server stamps a real Date header, and an HTTP-date Retry-After is measured against it
+    server_now = datetime.now(timezone.utc)
+    headers = {"Retry-After": retry_after}
+    if retry_after.startswith("http-date"):
+        headers = {"Retry-After": format_datetime(server_now + timedelta(seconds=90), usegmt=True)}
+    url = http_server.route("/slow-down", "later", status=status, headers=headers)
+    with make_fetcher(max_retries=2, timeout=10) as f:
+        err, elapsed = fetch_error(f, url, server_now)
+    assert err.kind == "http" and f"HTTP {status}" in err.message
+    assert err.retry_after == pytest.approx(expected, abs=2)
+    assert len(http_server.hits_for("/slow-down")) == 1
+    assert elapsed < 3  # nothing slept
+
+
+def test_429_without_retry_after_is_not_retried(http_server, now):
+    url = http_server.route("/r", "slow down", status=429)
+    with make_fetcher(max_retries=2) as f:
+        err, _ = fetch_error(f, url, now)
+    assert err.kind == "http" and "429" in err.message
+    assert len(http_server.hits_for("/r")) == 1
+
+
+def test_one_byte_per_second_is_cut_at_the_deadline(raw_server, now):
+    def drip(conn: socket.socket) -> None:
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 1000\r\n\r\n")
+        for _ in range(1000):
+            conn.sendall(b"x")
+            time.sleep(1)
+
+    server = raw_server(drip)
+    with make_fetcher(timeout=2) as f:
+        err, elapsed = fetch_error(f, server.url(), now, robots=False)
+    assert err.kind == "timeout" and "deadline" in err.message
+    assert elapsed < 2 + 3
+
+
+def test_server_that_accepts_and_never_answers(raw_server, now):
+    server = raw_server(lambda conn: (read_request(conn), time.sleep(30)))
+    with make_fetcher(timeout=2) as f:
+        err, elapsed = fetch_error(f, server.url(), now, robots=False)
+    assert err.kind == "timeout" and "sent no response" in err.message
+    assert elapsed < 2 + 3
+
+
+def test_truncated_body(raw_server, now):
+    def truncate(conn: socket.socket) -> None:
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5000\r\n\r\n" + b"a" * 100)
+
+    server = raw_server(truncate)
+    with make_fetcher(timeout=5, max_retries=1) as f:
+        err, elapsed = fetch_error(f, server.url(), now, robots=False)
+    assert err.kind == "network" and "truncated" in err.message and "100 of 5000" in err.message.replace(",", "")
+    assert elapsed < 5 + 3
+
+
+def test_connection_refused(now):
+    s = socket.create_server(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    with make_fetcher(timeout=5, max_retries=2) as f:
+        err, elapsed = fetch_error(f, f"http://127.0.0.1:{port}/", now, robots=False)
+    assert err.kind == "network" and "refused" in err.message.lower() and f"127.0.0.1:{port}" in err.message
+    assert elapsed < 5 + 3
+
+
+def test_10_mb_page_refused_by_content_length(raw_server, now):
+    def big(conn: socket.socket) -> None:
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 10000000\r\n\r\n")
+        conn.sendall(b"a" * 10_000_000)  # the client hangs up before reading this
+
+    server = raw_server(big)
+    with make_fetcher(max_bytes=5_000_000) as f:
+        err, _ = fetch_error(f, server.url(), now, robots=False)
+    assert err.kind == "too-large" and "10,000,000" in err.message and "Content-Length" in err.message
+
+
+def test_10_mb_page_without_content_length_stops_at_the_cap(raw_server, now):
+    sent = []
+
+    def endless(conn: socket.socket) -> None:
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n")
+        for _ in range(160):  # 10 MB in 64 KB chunks, close-delimited
+            conn.sendall(b"a" * 65536)
+            sent.append(1)
+
+    server = raw_server(endless)
+    with make_fetcher(max_bytes=5_000_000, timeout=10) as f:
+        err, elapsed = fetch_error(f, server.url(), now, robots=False)
+    assert err.kind == "too-large" and "more than 5,000,000 bytes" in err.message
+    assert elapsed < 10 + 3
+
+
+def test_gzip_bomb_stops_at_the_cap_on_decoded_bytes(raw_server, now):
+    bomb = gzip.compress(b"\0" * 60_000_000, compresslevel=6)  # ~60 KB on the wire, 60 MB decoded
+    assert len(bomb) < 200_000
+
+    def serve_bomb(conn: socket.socket) -> None:
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(bomb) + bomb)
+
+    server = raw_server(serve_bomb)
+    with make_fetcher(max_bytes=5_000_000, timeout=10) as f:
+        err, elapsed = fetch_error(f, server.url(), now, robots=False)
+    assert err.kind == "too-large" and "gzip decompression" in err.message
+    assert elapsed < 10 + 3
+
+
+def test_redirect_loop(http_server, now):
+    http_server.route("/a", status=302, headers={"Location": "/b"})
+    url_b = http_server.route("/b", status=302, headers={"Location": "/a"})
+    with make_fetcher() as f:
+        err, _ = fetch_error(f, http_server.url("/a"), now)
+    assert err.kind == "redirects" and "loop" in err.message and url_b in err.message
+    assert len(http_server.hits_for("/a")) == 1 and len(http_server.hits_for("/b")) == 1
+
+
+def test_too_many_redirects(http_server, now):
+    for i in range(10):
+        http_server.route(f"/r{i}", status=301, headers={"Location": f"/r{i + 1}"})
+    with make_fetcher(max_redirects=3) as f:
+        err, _ = fetch_error(f, http_server.url("/r0"), now)
+    assert err.kind == "redirects" and "more than 3 redirects" in err.message
+    assert len(http_server.hits_for("/r4")) == 0
+
+
+def test_empty_200(http_server, now):
+    url = http_server.route("/empty", b"", headers={"Content-Type": "text/html"})
+    with make_fetcher() as f:
+        err, _ = fetch_error(f, url, now)
+    assert err.kind == "empty" and "empty" in err.message
+
+
+def test_wrong_charset_in_the_header_is_not_obeyed(http_server, now):
+    body = '<html><head><meta charset="shift_jis"></head><body>株式会社①のお知らせ</body></html>'.encode("cp932")
+    url = http_server.route("/sjis", body, headers={"Content-Type": "text/html; charset=utf-8"})
+    with make_fetcher() as f:
+        page = f.fetch(src(url), None, now=now)
+    assert isinstance(page, Page) and "株式会社①のお知らせ" in page.text and page.encoding == "cp932"
+
+
+def test_per_source_encoding_override(http_server, now):
+    body = "<html><body>Привет, мир</body></html>".encode("koi8-r")
+    url = http_server.route("/koi", body, headers={"Content-Type": "text/html; charset=windows-1251"})
+    with make_fetcher() as f:
+        page = f.fetch(src(url, encoding="koi8-r"), None, now=now)
+    assert isinstance(page, Page) and "Привет, мир" in page.text and page.encoding == "koi8-r"
+
+
+def test_binary_body_is_a_decode_error(http_server, now):
+    url = http_server.route("/bin", bytes(range(256)) * 50, headers={"Content-Type": "text/html"})
+    with make_fetcher() as f:
+        err, _ = fetch_error(f, url, now)
+    assert err.kind == "decode"
+
+
+# ---------------------------------------------------------------------- robots.txt
+
+
+def test_robots_txt_disallowing_the_path(http_server, now):
+    http_server.route("/robots.txt", "User-agent: feedsvc-test\nDisallow: /private/\n\nUser-agent: *\nAllow: /\n")
+    url = http_server.route("/private/news", HTML)
+    open_url = http_server.route("/public/news", HTML)
+    with make_fetcher() as f:
+        err, _ = fetch_error(f, url, now)
+        assert isinstance(f.fetch(src(open_url), None, now=now), Page)
+    assert err.kind == "robots" and "/private/news" in err.message and "feedsvc-test" in err.message
+    assert http_server.hits_for("/private/news") == []
+    assert len(http_server.hits_for("/robots.txt")) == 1  # cached per host
+
+
+def test_robots_false_skips_robots_txt_and_logs_it(http_server, now, caplog):
+    http_server.route("/robots.txt", "User-agent: *\nDisallow: /\n")
+    url = http_server.route("/p", HTML)
+    with caplog.at_level("INFO", logger="feedsvc.fetch"), make_fetcher() as f:
+        assert isinstance(f.fetch(src(url, robots=False), None, now=now), Page)
+    assert http_server.hits_for("/robots.txt") == []
+    assert any("robots" in r.message and r.levelname == "INFO" for r in caplog.records)
+
+
+@pytest.mark.parametrize("status", [pytest.param(404, id="404-allow"), pytest.param(410, id="410-allow"),
+                                    pytest.param(500, id="500-allow-and-log"),
+                                    pytest.param(503, id="503-allow-and-log")])
+def test_robots_txt_missing_or_broken_allows(http_server, now, status, caplog):
+    http_server.route("/robots.txt", "User-agent: *\nDisallow: /\n", status=status)
+    url = http_server.route("/p", HTML)
+    with caplog.at_level("WARNING", logger="feedsvc.fetch"), make_fetcher() as f:
+        assert isinstance(f.fetch(src(url), None, now=now), Page)
+    if status >= 500:
+        assert any("robots.txt" in r.message and str(status) in r.message for r in caplog.records)
+
+
+def test_robots_txt_unreachable_allows(raw_server, now, caplog):
+    def hang_robots_then_serve(conn: socket.socket) -> None:
+        req = read_request(conn)
+        if b"/robots.txt" in req.split(b"\r\n")[0]:
+            conn.close()  # reset: robots unreachable
+            return
+        body = HTML.encode()
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    server = raw_server(hang_robots_then_serve)
+    with caplog.at_level("WARNING", logger="feedsvc.fetch"), make_fetcher(timeout=5) as f:
+        assert isinstance(f.fetch(src(server.url()), None, now=now), Page)
+    assert any("robots.txt" in r.message and "allowing" in r.message for r in caplog.records)
+
+
+# ---------------------------------------------------------------------- pacing and concurrency
+
+
+class Clock:
+    """Server-side record of when each request started and ended, and how many overlapped."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.starts: list[float] = []
+        self.active = 0
+        self.max_active = 0
+
+    def handler(self, hold: float = 0.0, barrier: threading.Barrier | None = None):
+        def handle(h: BaseHTTPRequestHandler) -> None:
+            with self.lock:
+                self.starts.append(time.monotonic())
+                self.active += 1
+                self.max_active = max(self.max_active, self.active)
+            try:
+                if barrier is not None:
+                    barrier.wait()  # raises BrokenBarrierError unless the other host is in flight too
+                time.sleep(hold)
+                body = HTML.encode()
+                h.send_response(200)
+                h.send_header("Content-Type", "text/html")
+                h.send_header("Content-Length", str(len(body)))
+                h.end_headers()
+                h.wfile.write(body)
+            finally:
+                with self.lock:
+                    self.active -= 1
+        return handle
+
+
+def test_per_host_gap_and_one_request_at_a_time(http_server, now):
+    clock = Clock()
+    urls = [http_server.route(f"/n{i}", handler=clock.handler(hold=0.05)) for i in range(4)]
+    gap = 0.3
+    with make_fetcher(host_delay=gap, max_workers=4) as f:
+        results = list(f.fetch_many([(src(u, robots=False), None) for u in urls], now=now))
+    assert sorted(s.url for s, _ in results) == sorted(urls)
+    assert all(isinstance(r, Page) for _, r in results)
+    assert clock.max_active == 1
+    gaps = [b - a for a, b in zip(clock.starts, clock.starts[1:])]
+    assert len(gaps) == 3 and min(gaps) >= gap - 0.02, gaps
+
+
+def test_host_delays_override_per_hostname(http_server, now):
+    clock = Clock()
+    urls = [http_server.route(f"/h{i}", handler=clock.handler()) for i in range(2)]
+    with make_fetcher(host_delay=0.0, host_delays={"127.0.0.1": 0.4}) as f:
+        list(f.fetch_many([(src(u, robots=False), None) for u in urls], now=now))
+    assert clock.starts[1] - clock.starts[0] >= 0.4 - 0.02
+
+
+def test_robots_crawl_delay_widens_the_gap(http_server, now):
+    clock = Clock()
+    http_server.route("/robots.txt", "User-agent: *\nCrawl-delay: 1\nAllow: /\n")
+    urls = [http_server.route(f"/cd{i}", handler=clock.handler()) for i in range(2)]
+    with make_fetcher(host_delay=0.0) as f:
+        list(f.fetch_many([(src(u), None) for u in urls], now=now))
+    assert clock.starts[1] - clock.starts[0] >= 1 - 0.02  # urllib.robotparser reads whole seconds only
+
+
+def test_two_hosts_are_fetched_concurrently(http_server, now):
+    other = LocalServer(host="127.0.0.2")
+    try:
+        other.route("/robots.txt", "User-agent: *\nAllow: /\n")
+        barrier = threading.Barrier(2, timeout=5)
+        clock = Clock()
+        a = http_server.route("/both", handler=clock.handler(barrier=barrier))
+        b = other.route("/both", handler=clock.handler(barrier=barrier))
+        with make_fetcher(max_workers=4, timeout=10) as f:
+            results = dict((s.url, r) for s, r in f.fetch_many([(src(a), None), (src(b), None)], now=now))
+        # each request waited at the barrier for the other: they were in flight at the same time
+        assert all(isinstance(r, Page) for r in results.values()), results
+        assert clock.max_active == 2
+    finally:
+        other.close()
+
+
+def test_fetch_many_reports_errors_as_values_and_keeps_going(http_server, now):
+    ok = http_server.route("/ok", HTML)
+    bad = http_server.route("/gone", status=404)
+    with make_fetcher() as f:
+        results = {s.url: r for s, r in f.fetch_many([(src(bad), None), (src(ok), None)], now=now)}
+    assert isinstance(results[ok], Page)
+    assert isinstance(results[bad], FetchError) and results[bad].kind == "http"
+
+
+# ---------------------------------------------------------------------- local files
+
+
+@pytest.mark.parametrize("name,content,ctype", [
+    pytest.param("p.html", "<p>ok</p>", "text/html", id="html"),
+    pytest.param("p.htm", "<p>ok</p>", "text/html", id="htm"),
+    pytest.param("p.txt", "ok, plain", "text/plain", id="txt"),
+    pytest.param("p.json", '{"ok": true}', "application/json", id="json"),
+])
+def test_file_urls_read_the_local_file(tmp_path, now, name, content, ctype):
+    path = tmp_path / name
+    path.write_bytes(content.encode("cp932") if name.endswith("html") else content.encode())
+    with make_fetcher() as f:
+        page = f.fetch(src(path.as_uri()), None, now=now)
+    assert isinstance(page, Page)
+    assert (page.text, page.content_type, page.url, page.fetched_at) == (content, ctype, path.as_uri(), now)
+
+
+def test_missing_local_file(tmp_path, now):
+    with make_fetcher() as f:
+        err, _ = fetch_error(f, (tmp_path / "nope.html").as_uri(), now)
+    assert err.kind == "network" and "nope.html" in err.message
+
+
+def test_local_sjis_file_is_decoded(tmp_path, now):
+    path = tmp_path / "sjis.html"
+    text = '<meta charset="Shift_JIS"><p>㈱髙島屋①</p>'
+    path.write_bytes(text.encode("cp932"))
+    with make_fetcher() as f:
+        page = f.fetch(src(path.as_uri()), None, now=now)
+    assert isinstance(page, Page) and page.text == text and page.encoding == "cp932"
+
+
+# ---------------------------------------------------------------------- backoff
+
+
+@pytest.mark.parametrize("failures,retry_after,expected", [
+    pytest.param(1, None, timedelta(minutes=5), id="first-failure-base"),
+    pytest.param(2, None, timedelta(minutes=10), id="doubles"),
+    pytest.param(4, None, timedelta(minutes=40), id="doubles-again"),
+    pytest.param(10, None, timedelta(hours=6), id="capped"),
+    pytest.param(500, None, timedelta(hours=6), id="huge-count-capped"),
+    pytest.param(0, None, timedelta(minutes=5), id="zero-means-base"),
+    pytest.param(1, 3600.0, timedelta(hours=1), id="retry-after-longer-wins"),
+    pytest.param(4, 60.0, timedelta(minutes=40), id="retry-after-shorter-ignored"),
+    pytest.param(10, 86400.0, timedelta(days=1), id="retry-after-beyond-cap"),
+])
+def test_next_try_at(now, failures, retry_after, expected):
+    assert next_try_at(failures, now, retry_after) == now + expected
+
+
+@pytest.mark.parametrize("value,date,expected", [
+    pytest.param("120", None, 120.0, id="seconds"),
+    pytest.param("Tue, 20 Jan 2026 03:02:00 GMT", None, 120.0, id="http-date-vs-now"),
+    pytest.param("Tue, 20 Jan 2026 03:02:00 GMT", "Tue, 20 Jan 2026 03:01:00 GMT", 60.0, id="http-date-vs-server-date"),
+    pytest.param("Tue, 20 Jan 2026 02:00:00 GMT", None, 0.0, id="date-in-the-past"),
+    pytest.param("soon", None, None, id="garbage"),
+    pytest.param(None, None, None, id="absent"),
+])
+def test_parse_retry_after(now, value, date, expected):
+    assert parse_retry_after(value, date, now) == expected
