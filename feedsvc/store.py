@@ -125,7 +125,11 @@ class Store:
             conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across app crashes
             conn.execute("PRAGMA foreign_keys = ON")
             store = cls(conn, path)
-            store._migrate()
+            try:
+                store._migrate()
+            except BaseException:
+                conn.close()
+                raise
         except (sqlite3.Error, OSError) as e:
             raise StoreError(f"cannot open the state database {path}: {e}") from e
         return store

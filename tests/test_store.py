@@ -1,0 +1,148 @@
+"""Store on real SQLite files: schema and migrations, source state, ordering, pruning, persistence."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from feedsvc import dedupe
+from feedsvc.errors import StoreError
+from feedsvc.model import Item, SourceState
+from feedsvc.store import MIGRATIONS, Store
+
+UTC = timezone.utc
+
+
+def item(summary: str, position: int = 0, published: datetime | None = None) -> Item:
+    folded = dedupe.fold(summary)
+    return Item(title=summary[:12], title_is_derived=True, link=None, summary=summary, summary_html=None,
+                published=published, published_from="text" if published else None, image=None,
+                source_url="https://example.org/p", position=position,
+                key="text:" + dedupe.text_key(folded)[7:], folded=folded)
+
+
+STORIES = [
+    "東京株式市場で日経平均株価は大幅に続伸し、半導体関連株に買いが集まった。",
+    "気象庁によると、北海道の日本海側を中心に大雪となり交通機関に乱れが出ている。",
+    "政府は臨時閣議で、物価高対策を柱とする経済対策を決定した。",
+    "横浜市の住宅で火災があり、木造住宅が全焼した。警察が身元の確認を進めている。",
+]
+
+
+def refresh(store: Store, items: list[Item], now: datetime, topic: str = "t") -> dedupe.Plan:
+    plan = dedupe.plan(items, store, topic, now)
+    store.save(plan, topic, now)
+    return plan
+
+
+def test_open_creates_folders_schema_and_wal(tmp_path):
+    path = tmp_path / "deep" / "er" / "state.db"
+    with Store.open(path) as store:
+        assert store.schema_version == len(MIGRATIONS)
+    assert path.exists()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+    assert {"entries", "entry_topics", "keys", "lsh", "sources"} <= tables
+    conn.close()
+
+
+def test_reopen_keeps_data_and_does_not_migrate_again(tmp_path, now):
+    path = tmp_path / "s.db"
+    with Store.open(path) as store:
+        ids = [e.id for e in refresh(store, [item(t, i) for i, t in enumerate(STORIES)], now).new]
+    with Store.open(path) as store:
+        assert [e.id for e in store.entries("t")] == ids
+        assert not dedupe.plan([item(t, i) for i, t in enumerate(STORIES)], store, "t", now).new
+
+
+def test_a_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "s.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer"):
+        Store.open(path)
+
+
+def test_unopenable_path_is_a_store_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreError):
+        Store.open(tmp_path / "file" / "s.db")
+
+
+def test_source_state_round_trip(tmp_path, now):
+    with Store.open(tmp_path / "s.db") as store:
+        assert store.source_state("https://a.example/") == SourceState("https://a.example/")
+        state = SourceState("https://a.example/", etag='"x"', last_modified="Tue, 20 Jan 2026 03:00:00 GMT",
+                            last_success_at=now, last_failure_at=now - timedelta(hours=1),
+                            last_error="timeout: read timed out", consecutive_failures=2,
+                            next_try_at=now + timedelta(minutes=30), last_item_count=20)
+        store.save_source_state(state)
+        store.save_source_state(SourceState("https://b.example/"))
+        assert store.source_state("https://a.example/") == state
+        assert [s.url for s in store.source_states()] == ["https://a.example/", "https://b.example/"]
+        got = store.source_state("https://a.example/").last_success_at
+        assert got is not None and got.tzinfo is not None and got.utcoffset() == timedelta(0)
+
+
+def test_times_come_back_aware_utc_whatever_zone_went_in(tmp_path, now):
+    tokyo = timezone(timedelta(hours=9))
+    published = datetime(2025, 12, 25, 9, 0, tzinfo=tokyo)
+    with Store.open(tmp_path / "s.db") as store:
+        refresh(store, [item(STORIES[0], published=published)], now.astimezone(tokyo))
+        (e,) = store.entries("t")
+        assert e.published == published and e.published.utcoffset() == timedelta(0)
+        assert e.first_seen_at == now and e.first_seen_at.tzinfo is not None
+
+
+def test_entries_newest_first_by_date_then_position(tmp_path, now):
+    with Store.open(tmp_path / "s.db") as store:
+        items = [item(STORIES[0], 0, published=now - timedelta(days=3)), item(STORIES[1], 1),
+                 item(STORIES[2], 2, published=now - timedelta(days=3)), item(STORIES[3], 3)]
+        refresh(store, items, now)
+        # undated: first seen now-1s, now-3s; dated ties broken by page position
+        assert [e.summary for e in store.entries("t")] == [STORIES[1], STORIES[3], STORIES[0], STORIES[2]]
+        assert [e.summary for e in store.entries("t", limit=1)] == [STORIES[1]]
+        assert store.topic_entry_count("t") == 4 and store.entries("other") == []
+
+
+def test_prune_deletes_only_stories_unlisted_beyond_retention(tmp_path, now):
+    retention = timedelta(days=90)
+    with Store.open(tmp_path / "s.db") as store:
+        first = refresh(store, [item(t, i) for i, t in enumerate(STORIES)], now - timedelta(days=200))
+        old_id = {e.summary: e.id for e in first.new}
+        # STORIES[0] is still listed, every day: it is old but must keep its id
+        refresh(store, [item(STORIES[0])], now - timedelta(days=1))
+        refresh(store, [item(STORIES[1])], now - timedelta(days=80), topic="other")
+        assert store.prune(now, retention) == 2
+        assert {e.summary for e in store.entries("t")} == {STORIES[0], STORIES[1]}
+        again = dedupe.plan([item(STORIES[0])], store, "t", now)
+        assert not again.new and again.unchanged[0].id == old_id[STORIES[0]]
+        # a pruned story seen again is a new entry; its index rows and keys went with it
+        back = dedupe.plan([item(STORIES[2])], store, "t", now)
+        assert len(back.new) == 1
+        assert store.prune(now, retention) == 0
+
+
+def test_save_is_one_transaction(tmp_path, now):
+    with Store.open(tmp_path / "s.db") as store:
+        plan = dedupe.plan([item(t, i) for i, t in enumerate(STORIES)], store, "t", now)
+        plan.texts.pop(plan.new[-1].id)  # a broken plan: the last entry cannot be written
+        with pytest.raises(KeyError):
+            store.save(plan, "t", now)
+        assert store.entry_count() == 0 and store.topic_entry_count("t") == 0
+
+
+def test_replaced_text_moves_its_index_rows(tmp_path, now):
+    with Store.open(tmp_path / "s.db") as store:
+        refresh(store, [item(STORIES[0], 0)], now)
+        db = sqlite3.connect(tmp_path / "s.db")
+        rows_before = db.execute("SELECT count(*) FROM lsh").fetchone()[0]
+        refresh(store, [item(STORIES[0] + "円相場の下落も輸出株を支えた。")], now + timedelta(hours=1))
+        assert db.execute("SELECT count(*) FROM lsh").fetchone()[0] == rows_before == dedupe.BANDS
+        assert db.execute("SELECT count(*) FROM keys").fetchone()[0] == 4  # two texts, two text keys
+        db.close()
