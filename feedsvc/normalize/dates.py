@@ -151,7 +151,7 @@ _TAIL = re.compile(
 # Just before a date: a zone marker (日本時間2025年9月29日, 現地13日, 米国時間19日).
 _PREFIX_ZONE = re.compile(
     r"(?P<zone>日本時間|現地時間|現地|米国時間|米東部時間|米西部時間|英国時間|JST|KST|ET|UTC|GMT)\s*[:：]?\s*$")
-_QUICK = re.compile(r"\d|きょう|今日|本日|きのう|昨|おととい|一昨日|yesterday|today|day\b", _I)
+_QUICK = re.compile(r"\d|きょう|今日|本日|きのう|昨|おととい|一昨日|yesterday|today|day\b|ago\b", _I)
 
 
 # --- resolution --------------------------------------------------------------------------------------

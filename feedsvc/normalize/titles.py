@@ -21,7 +21,7 @@ TITLE_LIMIT_CJK = 60
 TITLE_LIMIT_LATIN = 100
 ELLIPSIS = "…"
 
-_CJK_END = re.compile(r"[。！？!?]")
+_CJK_STOP = re.compile(r"[。！？!?「『（(【［\[〈《」』）)】］\]〉》]|\.(?=\s)")
 _ABBREV = frozenset(
     "mr mrs ms dr st jr sr vs etc e.g i.e u.s u.k u.n jan feb mar apr jun jul aug sep sept oct nov dec no "
     "gov sen rep gen col lt inc corp co ltd fig approx p.m a.m".split()
@@ -45,15 +45,21 @@ def _is_cjk_text(s: str, language: str | None) -> bool:
 
 def _first_sentence(s: str, cjk: bool) -> str:
     if cjk:
-        m = _CJK_END.search(s)
-        if m is None:
-            return s
-        return s[: m.start()] if s[m.start()] == "。" else s[: m.end()]
+        depth = 0  # a 。 or ？ inside 「…」 ends the quoted sentence, not ours
+        for m in _CJK_STOP.finditer(s):
+            ch = m.group(0)
+            if ch in _OPENERS:
+                depth += 1
+            elif ch in _CLOSERS:
+                depth = max(0, depth - 1)
+            elif depth == 0:
+                return s[: m.start()] if ch in "。." else s[: m.end()]
+        return s
     for m in _LATIN_END.finditer(s):
         word = s[: m.start()].rsplit(None, 1)[-1].lower().rstrip(".") if s[: m.start()].strip() else ""
         if word in _ABBREV or (len(word) == 1 and word.isalpha()):
             continue
-        end = m.start() if s[m.start()] == "." else m.end()
+        end = m.start() if m.group(0) == "." else m.end()
         return s[:end]
     return s[:-1] if s.endswith(".") and not s.endswith("..") else s
 

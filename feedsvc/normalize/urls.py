@@ -10,7 +10,7 @@ Anything that is not an http(s) or file URL (javascript:, mailto:, data:, tel:, 
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 # Parameters that say where a click came from, never which article it is.
 TRACKING_PREFIXES = ("utm_", "hsa_", "pk_", "mtm_", "ga_")
@@ -79,11 +79,49 @@ def _query(q: str) -> str:
     return "&".join(kept)
 
 
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 5.2.4, keeping empty segments ("a//b"): urllib's urljoin collapses them, browsers do not."""
+    out: list[str] = []
+    segs = path.split("/")
+    for i, seg in enumerate(segs):
+        last = i == len(segs) - 1
+        if seg == ".":
+            if last:
+                out.append("")
+        elif seg == "..":
+            if len(out) > 1:
+                out.pop()
+            if last:
+                out.append("")
+        else:
+            out.append(seg)
+    joined = "/".join(out)
+    return joined if not path.startswith("/") or joined.startswith("/") else "/" + joined
+
+
+def _join(base: str, ref: str) -> str:
+    """Resolve `ref` against the absolute `base` (RFC 3986 5.2.2)."""
+    b = urlsplit(base)
+    r = urlsplit(ref)
+    if r.scheme:
+        return ref
+    if ref.startswith("//"):
+        return b.scheme + ":" + ref
+    if not r.path:
+        path, query = b.path, (r.query if "?" in ref else b.query)
+    elif r.path.startswith("/"):
+        path, query = _remove_dot_segments(r.path), r.query
+    else:
+        merged = (b.path.rpartition("/")[0] if b.path else "") + "/" + r.path
+        path, query = _remove_dot_segments(merged), r.query
+    return urlunsplit((b.scheme, b.netloc, path, query, r.fragment))
+
+
 def canonical_url(url: str | None, base: str | None = None) -> str | None:
     """The canonical absolute form of `url` (relative to `base`), or None if it is not a web link."""
     if not url:
         return None
-    u = _EDGE.sub("", _JUNK.sub("", url))
+    u = _EDGE.sub("", _JUNK.sub("", url)).strip()
     if not u or u.startswith("#"):
         return None
     m = _SCHEME.match(u)
@@ -100,7 +138,7 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
             u = u.replace("\\", "/")
             b = b.replace("\\", "/")
         try:
-            u = urljoin(b, u)
+            u = _join(b, u)
         except ValueError:
             return None
     scheme = (_SCHEME.match(u) or m).group(1).lower()  # type: ignore[union-attr]
@@ -126,8 +164,5 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
             netloc = netloc[:-1]
     path = _encode(parts.path, _PATH_SAFE) or "/"
     if "/." in path:
-        try:
-            path = urlsplit(urljoin(f"{scheme}://x", path)).path  # RFC 3986 dot-segment removal
-        except ValueError:
-            return None
+        path = _remove_dot_segments(path) or "/"
     return urlunsplit((scheme, netloc, path, _query(parts.query), ""))
