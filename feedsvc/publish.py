@@ -23,9 +23,10 @@ import re
 import tempfile
 import uuid
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
@@ -40,7 +41,8 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS = {"atom": ".atom", "rss": ".rss", "json": ".json"}
 MEDIA_TYPES = {"atom": "application/atom+xml", "rss": "application/rss+xml", "json": "application/feed+json"}
-EMPTY_FEED_UPDATED = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EMPTY_FEED_UPDATED = datetime(1970, 1, 1, tzinfo=UTC)
+_FORMAT_NAMES = {"atom": "Atom", "rss": "RSS", "json": "JSON Feed"}
 INDEX_ENTRIES = 10  # entries per topic on index.html
 JSONFEED_VERSION = "https://jsonfeed.org/version/1.1"
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -55,7 +57,7 @@ _LANG_TAG = re.compile(r"^([A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*)?$")
 _ABS_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$")
 # summary_html is sanitized by normalize; if anything active slipped through, publish the plain text.
 _ACTIVE_HTML = re.compile(r"<\s*/?\s*(script|style|iframe|object|embed|form|base|meta|link)\b"
-                          r"|\son[a-z]+\s*=|javascript\s*:|vbscript\s*:|data\s*:\s*text/html", re.I)
+                          r"|\son[a-z]+\s*=|javascript\s*:|vbscript\s*:|data\s*:\s*text/html", re.IGNORECASE)
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -85,7 +87,7 @@ def _utc(dt: datetime, topic: str, field: str) -> datetime:
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise PublishError(f"topic {topic!r}: {field} is a naive datetime ({dt.isoformat()}); "
                            "every time must carry a time zone")
-    return dt.astimezone(timezone.utc).replace(microsecond=0)
+    return dt.astimezone(UTC).replace(microsecond=0)
 
 
 def rfc3339(dt: datetime) -> str:
@@ -97,7 +99,7 @@ def site_name(source_url: str, topic: TopicConfig) -> str:
     host = urlsplit(source_url).hostname if source_url else None
     if not host or urlsplit(source_url).scheme not in ("http", "https"):
         return topic.title
-    return host[4:] if host.startswith("www.") else host
+    return host.removeprefix("www.")
 
 
 def page_url(topic: TopicConfig, config: Config) -> str:
@@ -477,7 +479,7 @@ def render_index_html(config: Config, entries_by_topic: Mapping[str, Sequence[En
             href = _href(config, feed_path(config, topic.id, fmt).name)
             head_links.append(f'<link rel="alternate" type="{MEDIA_TYPES[fmt]}" title="{_e(topic.title)}'
                               f'{"" if fmt == "atom" else " (" + fmt.upper() + ")"}" href="{_e(href)}">')
-            links.append(f'<a href="{_e(href)}" type="{MEDIA_TYPES[fmt]}">{fmt.upper() if fmt != "json" else "JSON Feed"}</a>')
+            links.append(f'<a href="{_e(href)}" type="{MEDIA_TYPES[fmt]}">{_FORMAT_NAMES[fmt]}</a>')
         checked = _check_entries(topic, list(entries_by_topic.get(topic.id, ()))[:INDEX_ENTRIES], config)
         page = page_url(topic, config)
         page_html = (f' · <a href="{_e(page)}">source page</a>' if _http_url(page) else "")
@@ -505,8 +507,8 @@ def render_index_html(config: Config, entries_by_topic: Mapping[str, Sequence[En
         "</head>",
         "<body>",
         "<h1>Feeds</h1>",
-        f'<p class="meta">{len(config.topics)} topic(s). Import them all at once: '
-        f'<a href="{_e(_href(config, "index.opml"))}">index.opml</a>.</p>',
+        (f'<p class="meta">{len(config.topics)} topic(s). Import them all at once: '
+         f'<a href="{_e(_href(config, "index.opml"))}">index.opml</a>.</p>'),
         *sections,
         f'<p class="meta">Made by <a href="{_e(PROJECT_URL)}">feedsvc</a> {_e(__version__)}.</p>',
         "</body>",

@@ -38,7 +38,7 @@ DEFAULT_TYPE = "application/octet-stream"
 # index.html carries no script; say so to the browser too.
 HTML_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src http: https:; base-uri 'none'; form-action 'none'"
 # Encoded forms of '.', '/', '\' and NUL have no business in a path to a feed file.
-_ENCODED_SPECIAL = re.compile(r"%(2e|2f|5c|00)", re.I)
+_ENCODED_SPECIAL = re.compile(r"%(2e|2f|5c|00)", re.IGNORECASE)
 
 
 class _Refused(Exception):
@@ -126,7 +126,7 @@ def _make_handler(root: Path) -> type[http.server.BaseHTTPRequestHandler]:
         server_version = "feedsvc"
         sys_version = ""
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib's name)
+        def log_message(self, format: str, *args: object) -> None:
             log.info("%s %s", self.address_string(), format % args)
 
         def do_GET(self) -> None:

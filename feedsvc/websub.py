@@ -16,7 +16,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
-from typing import Sequence
+from collections.abc import Sequence
 from urllib.parse import urlencode, urlsplit
 
 log = logging.getLogger(__name__)

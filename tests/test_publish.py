@@ -14,23 +14,23 @@ import textwrap
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import feedparser
 import pytest
+from atomcheck import assert_valid_atom
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from atomcheck import assert_valid_atom
 from feedsvc import __version__, publish
 from feedsvc.config import Config, config_from_dict
 from feedsvc.errors import PublishError
 from feedsvc.model import Entry
 
-T0 = datetime(2026, 1, 15, 9, 30, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
 PAGE = "https://www.example.jp/topics/peace-talks"
 ATOM_NS = {"a": "http://www.w3.org/2005/Atom", "media": "http://search.yahoo.com/mrss/"}
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
@@ -55,15 +55,14 @@ def entry_id(n: int) -> str:
 def make_entry(n: int, **over: Any) -> Entry:
     """Entry n: older for larger n, as the store hands them out (newest first)."""
     first_seen = T0 - timedelta(hours=n)
-    fields: dict[str, Any] = dict(
-        id=entry_id(n), title=f"Story {n}: talks resume", title_is_derived=False,
-        link=f"https://www.example.jp/news/{n}", summary=f"Summary of story {n}.", summary_html=None,
-        published=first_seen - timedelta(minutes=30), published_from="markup", image=None,
-        source_url=PAGE, position=n, first_seen_at=first_seen, last_seen_at=T0, updated_at=first_seen,
-        topics=("peace-talks",),
-    )
-    fields.update(over)
-    return Entry(**fields)
+    fields: dict[str, Any] = {
+        "id": entry_id(n), "title": f"Story {n}: talks resume", "title_is_derived": False,
+        "link": f"https://www.example.jp/news/{n}", "summary": f"Summary of story {n}.", "summary_html": None,
+        "published": first_seen - timedelta(minutes=30), "published_from": "markup", "image": None,
+        "source_url": PAGE, "position": n, "first_seen_at": first_seen, "last_seen_at": T0,
+        "updated_at": first_seen, "topics": ("peace-talks",),
+    }
+    return Entry(**(fields | over))
 
 
 def make_entries(count: int) -> list[Entry]:
@@ -335,7 +334,7 @@ def test_rss_reads_back_with_the_same_entries_and_ids(tmp_path: Path) -> None:
     assert [e.summary for e in parsed.entries] == [e.summary for e in entries]
     assert parsed.entries[1].media_thumbnail == [{"url": "https://img.example.jp/1.jpg"}]
     # pubDate = the date the reader sees: published, else first seen
-    got = [datetime(*e.published_parsed[:6], tzinfo=timezone.utc) for e in parsed.entries]
+    got = [datetime(*e.published_parsed[:6], tzinfo=UTC) for e in parsed.entries]
     assert got == [e.date.replace(microsecond=0) for e in entries]
     assert parsed.entries[0].author == "example.jp"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from atomcheck import assert_valid_atom, atom_problems, rng_available
 
 GOOD = """<?xml version='1.0' encoding='UTF-8'?>

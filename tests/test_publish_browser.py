@@ -14,9 +14,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from test_publish import PAGE, make_config, make_entries, make_entry
 
 from feedsvc import publish
-from test_publish import PAGE, make_config, make_entries, make_entry
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 

@@ -11,9 +11,9 @@ import http.client
 import os
 import socket
 import threading
+from collections.abc import Iterator
 from email.utils import formatdate
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests

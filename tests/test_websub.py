@@ -9,9 +9,9 @@ from urllib.parse import parse_qs
 
 import feedparser
 import pytest
+from test_publish import make_config, make_entries, make_entry
 
 from feedsvc import publish, websub
-from test_publish import make_config, make_entries, make_entry
 
 UA = "feedsvc-test/1 (+https://example.org)"
 
