@@ -106,11 +106,11 @@ def load_fixtures(folder: Path = FIXTURES) -> list[Fixture]:
 
 def score_items(name: str, items: list[RawItem], page_url: str, expected: list[dict],
                 must_exclude: list[str] = ()) -> Score:
-    def key(title: str | None, link: str | None) -> str:
-        return absolute(link, page_url) or "title:" + fold(title)
+    def key(title: str | None, link: str | None, summary: str | None) -> str:
+        return absolute(link, page_url) or ("title:" + fold(title) if title else "summary:" + fold(summary))
 
-    want = {key(e.get("title"), e.get("link")): e for e in expected}
-    got = [key(i.title, i.link) for i in items]
+    want = {key(e.get("title"), e.get("link"), e.get("summary")): e for e in expected}
+    got = [key(i.title, i.link, i.summary) for i in items]
     matched = sum(1 for k in got if k in want)
     recalled = len(set(got) & set(want))
     missing = [want[k].get("title") or k for k in want if k not in set(got)]

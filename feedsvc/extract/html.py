@@ -31,6 +31,7 @@ from feedsvc.model import RawItem
 log = logging.getLogger(__name__)
 
 HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+LOOK_CHARS = 600  # how far into a block's text to look for a written date
 TOP_GROUPS = 10  # only this many groups get the costlier per-block look (keeps the walk linear)
 
 
@@ -143,6 +144,21 @@ def _sig_part(el: etree._Element) -> str:
 
 def text_of(el: etree._Element) -> str:
     return fold_ws(el.text_content())
+
+
+def spaced_text_of(el: etree._Element) -> str:
+    """Text with a space between elements, so that table cells and <dt>/<dd> do not run together."""
+    return fold_ws(" ".join(el.itertext()))
+
+
+def _sibling_date(block: etree._Element) -> str | None:
+    """A date written just before the block, as in <dt>2026.01.15</dt><dd><a>…</a></dd>."""
+    prev = block.getprevious()
+    if prev is not None and isinstance(prev.tag, str) and prev.tag != "a":
+        text = spaced_text_of(prev)
+        if len(text) <= 40:
+            return rules.find_date_text(text)
+    return None
 
 
 # ----------------------------------------------------------------------------- link collection
@@ -306,6 +322,7 @@ def _pre_score(g: Group, memo: _Memo, page_host: str) -> None:
     good = sum(1 for m in members if memo.chain_good(m.ancestors[max(0, m.block_depth - 3): m.block_depth]))
     mild = sum(1 for m in members if memo.chain_mild(m.ancestors[: m.block_depth]))
     ads = sum(1 for m in members if rules.AD_LINK.search(m.href))
+    article_links = sum(1 for m in members if rules.ARTICLE_LINK.search(m.href)) / len(members)
     heading = sum(1 for m in members if m.in_heading) / len(members)
     external = 0
     if page_host:
@@ -315,14 +332,14 @@ def _pre_score(g: Group, memo: _Memo, page_host: str) -> None:
                 external += 1
     penalty = 1 - 0.92 * bad / len(members)
     g.pre = (_n_term(len(links)) * tf * distinct * penalty * (1 + 0.6 * heading) * (1 + 0.4 * good / len(members))
-             * (1 - 0.5 * mild / len(members)) * (1 - 0.8 * ads / len(members)))
+             * (1 - 0.5 * mild / len(members)) * (1 + 0.5 * article_links) * (1 - 0.8 * ads / len(members)))
     if external > len(members) / 2:
         g.pre *= 0.6
     first = members[0]
     g.rel = tuple(first.sig[first.block_depth:])
     g.containers = {id(m.ancestors[m.block_depth - 1]) for m in members if m.block_depth > 0}
     g.notes = {"n": len(links), "median_width": med, "text": round(tf, 2), "distinct": round(distinct, 2),
-               "in_bad_box": bad, "in_good_box": good, "in_mild_box": mild, "ad_links": ads, "headings": round(heading, 2), "external": external}
+               "in_bad_box": bad, "in_good_box": good, "in_mild_box": mild, "ad_links": ads, "article_links": round(article_links, 2), "headings": round(heading, 2), "external": external}
 
 
 def _block_features(m: Anchor) -> tuple[bool, bool, bool, bool]:
@@ -339,8 +356,8 @@ def _block_features(m: Anchor) -> tuple[bool, bool, bool, bool]:
             has_image = True
         elif tag == "article" or "blogposting" in (el.get("itemtype") or "").lower():
             article = True
-    text = text_of(block)
-    if not has_date and rules.find_date_text(text):
+    text = spaced_text_of(block)[:LOOK_CHARS]  # a date or a summary shows near the headline, if at all
+    if not has_date and (rules.find_date_text(text) or _sibling_date(block)):
         has_date = True
     has_summary = weight(text) - weight(m.title) >= rules.MIN_SUMMARY_WEIGHT * 1.5
     return has_date, has_summary, has_image, article
@@ -409,10 +426,10 @@ def _date_of(m: Anchor) -> tuple[object, str | None]:
             date_text = date_text or as_written or (text_of(el) or None)
     if date_text:
         return None, date_text
-    text = text_of(block)
+    text = spaced_text_of(block)[:LOOK_CHARS]
     if m.title and m.title in text:
         text = text.replace(m.title, " ", 1)
-    return None, rules.find_date_text(text)
+    return None, rules.find_date_text(text) or _sibling_date(block)
 
 
 def _image_of(m: Anchor, base: str | None) -> str | None:

@@ -19,12 +19,19 @@ def fold_ws(text: str | None) -> str:
     return " ".join(text.split())
 
 
+_WIDE = re.compile(
+    "[\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua000-\ua4cf"
+    "\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6\U00020000-\U0003fffd]"
+)
+
+
 def weight(text: str) -> int:
     """Display width: a CJK (wide) character counts 2, others 1; so one threshold fits both scripts."""
-    w = 0
-    for ch in text:
-        w += 2 if unicodedata.east_asian_width(ch) in "WF" else 1
-    return w
+    return len(text) + len(_WIDE.findall(text))
+
+
+def is_wide(ch: str) -> bool:
+    return unicodedata.east_asian_width(ch) in "WF"
 
 
 # ----------------------------------------------------------------------------- HTML: containers to leave out
@@ -94,6 +101,14 @@ UNSTABLE_CLASS = re.compile(
     r"hentry|group|cf|left|right|col|row|is-.*|has-.*|js-.*)$"
 )
 
+# Links that look like an article's address: a date or a long number in the path, a ?p=/id= query,
+# or a slug of several words. Navigation links rarely look like this.
+ARTICLE_LINK = re.compile(
+    r"(?:^|/)(?:19|20)\d{2}(?:/|-|_)?[01]\d|\d{4,}|[?&](?:p|id|newid|article|story|post|no|aid)=\d+|"
+    r"/[^/?#]*[a-z0-9]+-[a-z0-9]+-[a-z0-9]+[^/]*/?(?:$|[?#])",
+    re.I,
+)
+
 # Link schemes that never lead to an article.
 DEAD_LINK = re.compile(r"^\s*(javascript:|mailto:|tel:|data:|about:|#)", re.I)
 
@@ -114,7 +129,7 @@ MAX_TITLE_WEIGHT = 300  # longer link texts are paragraphs, not headlines
 MIN_ITEMS = 3  # fewer repeated blocks than this is not a listing ...
 MIN_ITEMS_STRONG = 2  # ... unless each is an <article> or carries a date
 MIN_SCORE = 4.0  # a group scoring below this is noise: the page has no listing
-MIN_SCORE_BARE = 8.0  # ... and a bare list of links (no heading, date, summary, image) needs more
+MIN_SCORE_BARE = 7.0  # ... and a bare list of links (no heading, date, summary, image) needs more
 MIN_SUMMARY_WEIGHT = 30  # shorter leftover text is byline or metadata, not a summary
 
 # ----------------------------------------------------------------------------- dates as written
@@ -129,9 +144,9 @@ _TIME = r"(?:\s*(?:@|at|,|-)?\s*\d{1,2}:\d{2}(?::\d{2})?\s*(?:[ap]\.?m\.?)?)?"
 DATE_PATTERNS = tuple(re.compile(p, re.I) for p in (
     r"\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日(?:\s*[(（][^)）]{1,3}[)）])?(?:\s*\d{1,2}[:時]\d{2}分?)?",
     r"\d{1,2}\s*月\s*\d{1,2}\s*日(?:\s*[(（][^)）]{1,3}[)）])?(?:\s*\d{1,2}[:時]\d{2}分?)?",
-    r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?(?:Z|[+-]\d{2}:?\d{2})?)?\b",
-    r"\b\d{4}[/.]\d{1,2}[/.]\d{1,2}\b" + _TIME,
-    r"\b\d{1,2}[/.]\d{1,2}[/.]\d{4}\b" + _TIME,
+    r"(?<!\d)\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?(?:Z|[+-]\d{2}:?\d{2})?)?(?!\d)",
+    r"(?<!\d)\d{4}[/.]\d{1,2}[/.]\d{1,2}(?!\d)" + _TIME,
+    r"(?<!\d)\d{1,2}[/.]\d{1,2}[/.]\d{4}(?!\d)" + _TIME,
     r"(?:" + _WEEKDAY_EN + r")?\b\d{1,2}(?:st|nd|rd|th)?\s+" + _MONTHS_EN + r",?\s+\d{4}\b" + _TIME,
     r"(?:" + _WEEKDAY_EN + r")?\b" + _MONTHS_EN + r"\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}\b" + _TIME,
 ))

@@ -48,6 +48,11 @@ def _link_of(el: Tag) -> str | None:
     return clean_href(_attr(inner, "href")) if inner is not None else None
 
 
+def _dead_link(el: Tag) -> bool:
+    a = el if el.name == "a" else el.find("a", href=True)
+    return a is not None and clean_href(_attr(a, "href") or "") is None
+
+
 def _image_of(el: Tag) -> str | None:
     img = el if el.name == "img" else el.find("img")
     if img is None:
@@ -88,9 +93,11 @@ def extract_with_selectors(page_url: str, text: str, selectors: Selectors) -> li
     items: list[RawItem] = []
     for block in blocks:
         title, _ = _field(block, selectors.title, "title")
-        link, _ = _field(block, selectors.link or FieldSelector(""), "link")
+        link, link_el = _field(block, selectors.link or FieldSelector(""), "link")
         if link is not None:
             link = clean_href(link)
+        elif link_el is not None and selectors.link is not None and _dead_link(link_el):
+            continue  # the block's link is javascript: or empty: a widget, not an article
         if title is None and selectors.title is None:
             anchor = block if block.name == "a" else block.find("a", href=True)
             title = fold_ws(anchor.get_text(" ")) if anchor is not None else None
