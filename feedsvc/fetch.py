@@ -15,6 +15,7 @@ import logging
 import queue
 import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -28,6 +29,8 @@ from urllib.request import url2pathname
 from urllib.robotparser import RobotFileParser
 
 import requests
+import urllib3.connection
+import urllib3.connectionpool
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
@@ -125,7 +128,7 @@ class Fetcher:
             "Accept-Encoding": "gzip, deflate",
         })
         # no urllib3-level retries (ours are deadline-aware); a pool big enough for our workers
-        adapter = HTTPAdapter(pool_connections=max(10, max_workers), pool_maxsize=max(10, max_workers),
+        adapter = _WatchedAdapter(pool_connections=max(10, max_workers), pool_maxsize=max(10, max_workers),
                               max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
@@ -276,6 +279,29 @@ class Fetcher:
         remaining = deadline.remaining()
         if remaining <= 0:
             raise FetchError("timeout", f"no response within the {self.timeout:g} s deadline")
+        # Timeouts bound each socket read; a server dripping its *headers* a byte at a time defeats
+        # them. The watchdog shuts the socket down at the deadline (plus a little grace, so that the
+        # ordinary checks report first when they can).
+        watch = _Watch()
+        _tls.watch = watch
+        timer = threading.Timer(remaining + 0.25, watch.fire)
+        timer.daemon = True
+        timer.start()
+        try:
+            return self._request(url, headers, deadline, now, watch)
+        except Exception:
+            if watch.fired:
+                raise FetchError("timeout", f"{url}: cut off at the {self.timeout:g} s deadline "
+                                            "(the server was still sending)") from None
+            raise
+        finally:
+            timer.cancel()
+            watch.disarm()
+            _tls.watch = None
+
+    def _request(self, url: str, headers: dict[str, str], deadline: _Deadline, now: datetime,
+                 watch: _Watch) -> str | tuple[int, dict[str, str], bytes]:
+        remaining = deadline.remaining()
         netloc = urlsplit(url).netloc
         try:
             resp = self._session.get(url, headers=headers, stream=True, allow_redirects=False,
@@ -293,26 +319,33 @@ class Fetcher:
         except requests.exceptions.RequestException as exc:
             raise FetchError("network", f"{url}: {_reason(exc)}") from None
         with resp:
-            status = resp.status_code
-            resp_headers = dict(resp.headers)
-            if status in REDIRECT_STATUSES:
-                location = resp.headers.get("Location")
-                if not location:
-                    raise FetchError("redirects", f"HTTP {status} from {url} without a Location header")
-                return urljoin(url, location.strip())
-            if status == 304:
-                return status, resp_headers, b""
-            if status >= 400:
-                reason = f"HTTP {status} {resp.reason or ''}".strip() + f" from {url}"
-                if status in (429, 503):
-                    ra = parse_retry_after(resp.headers.get("Retry-After"), resp.headers.get("Date"), now)
-                    if ra is not None:
-                        err = FetchError("http", f"{reason} (Retry-After: {ra:g} s)", retry_after=ra)
-                        raise _Retryable(err)
-                if status >= 500:
-                    raise _Retryable(FetchError("http", reason))
-                raise FetchError("http", reason)
-            return status, resp_headers, self._read_body(resp, url, deadline)
+            try:
+                return self._response(resp, url, deadline, now)
+            finally:
+                watch.disarm()  # before the connection goes back to the pool
+
+    def _response(self, resp: requests.Response, url: str, deadline: _Deadline,
+                  now: datetime) -> str | tuple[int, dict[str, str], bytes]:
+        status = resp.status_code
+        resp_headers = dict(resp.headers)
+        if status in REDIRECT_STATUSES:
+            location = resp.headers.get("Location")
+            if not location:
+                raise FetchError("redirects", f"HTTP {status} from {url} without a Location header")
+            return urljoin(url, location.strip())
+        if status == 304:
+            return status, resp_headers, b""
+        if status >= 400:
+            reason = f"HTTP {status} {resp.reason or ''}".strip() + f" from {url}"
+            if status in (429, 503):
+                ra = parse_retry_after(resp.headers.get("Retry-After"), resp.headers.get("Date"), now)
+                if ra is not None:
+                    err = FetchError("http", f"{reason} (Retry-After: {ra:g} s)", retry_after=ra)
+                    raise _Retryable(err)
+            if status >= 500:
+                raise _Retryable(FetchError("http", reason))
+            raise FetchError("http", reason)
+        return status, resp_headers, self._read_body(resp, url, deadline)
 
     def _read_body(self, resp: requests.Response, url: str, deadline: _Deadline) -> bytes:
         """Read the body as a stream: decoded bytes counted against the cap, the clock against the deadline."""
@@ -438,6 +471,74 @@ class Fetcher:
         else:
             rp.parse(body.decode("utf-8", "replace").splitlines())
         return rp
+
+
+_tls = threading.local()
+
+
+class _Watch:
+    """The socket a thread is waiting on, so that a timer can cut it off at the deadline."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sock: socket.socket | None = None
+        self.fired = False
+
+    def attach(self, sock: socket.socket | None) -> None:
+        with self.lock:
+            self.sock = sock
+            if self.fired:
+                self._shutdown()
+
+    def fire(self) -> None:
+        with self.lock:
+            self.fired = True
+            self._shutdown()
+
+    def disarm(self) -> None:
+        with self.lock:
+            self.sock = None
+
+    def _shutdown(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def _attach_socket(conn: urllib3.connection.HTTPConnection) -> None:
+    watch = getattr(_tls, "watch", None)
+    if watch is not None:
+        watch.attach(conn.sock)
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    def getresponse(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        _attach_socket(self)  # runs in the fetching thread, right before it waits for the headers
+        return super().getresponse(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def getresponse(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        _attach_socket(self)
+        return super().getresponse(*args, **kwargs)
+
+
+class _WatchedHTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """requests' adapter whose connections let the deadline watchdog reach their socket."""
+
+    def init_poolmanager(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
 
 class _Retryable(Exception):

@@ -268,6 +268,21 @@ def test_one_byte_per_second_is_cut_at_the_deadline(raw_server, now):
     assert elapsed < 2 + 3
 
 
+def test_headers_dripped_one_byte_at_a_time_are_cut_at_the_deadline(raw_server, now):
+    # every socket read gets a byte well within the read timeout: only the deadline watchdog stops this
+    def drip_headers(conn: socket.socket) -> None:
+        read_request(conn)
+        for b in b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Padding: " + b"a" * 200:
+            conn.sendall(bytes([b]))
+            time.sleep(0.3)
+
+    server = raw_server(drip_headers)
+    with make_fetcher(timeout=2) as f:
+        err, elapsed = fetch_error(f, server.url(), now, robots=False)
+    assert err.kind == "timeout" and "deadline" in err.message
+    assert elapsed < 2 + 3
+
+
 def test_server_that_accepts_and_never_answers(raw_server, now):
     server = raw_server(lambda conn: (read_request(conn), time.sleep(30)))
     with make_fetcher(timeout=2) as f:
