@@ -93,10 +93,9 @@ def extract_with_selectors(page_url: str, text: str, selectors: Selectors) -> li
     items: list[RawItem] = []
     for block in blocks:
         title, _ = _field(block, selectors.title, "title")
-        link, link_el = _field(block, selectors.link or FieldSelector(""), "link")
-        if link is not None:
-            link = clean_href(link)
-        elif link_el is not None and selectors.link is not None and _dead_link(link_el):
+        raw_link, link_el = _field(block, selectors.link or FieldSelector(""), "link")
+        link = clean_href(raw_link) if raw_link else None
+        if link is None and (raw_link or (link_el is not None and _dead_link(link_el))):
             continue  # the block's link is javascript: or empty: a widget, not an article
         if title is None and selectors.title is None:
             anchor = block if block.name == "a" else block.find("a", href=True)

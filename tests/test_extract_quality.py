@@ -1,0 +1,70 @@
+"""Quality gate for extraction: measured figures must stay at or above their floors.
+
+The figures come from bench/eval_extract.py (run it for the per-page report). FLOORS ONLY GO UP:
+when a change raises a figure, raise its floor in the same commit; never lower one to make a
+change pass — fix the change, or say in the commit why the page set changed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("eval_extract", ROOT / "bench" / "eval_extract.py")
+ev = importlib.util.module_from_spec(_spec)
+sys.modules["eval_extract"] = ev
+_spec.loader.exec_module(ev)  # type: ignore[union-attr]
+
+# Floors only go up.
+FLOORS = {
+    "fixtures_pages": 18,  # own fixture pages scored (at least 15)
+    "fixtures_precision": 1.00,  # automatic detection, over all fixture items
+    "fixtures_recall": 1.00,
+    "fixtures_must_exclude_hits": 0,  # a ceiling: titles that must never come out
+    "selectors_precision": 1.00,  # hand-written selectors, every fixture that has them
+    "selectors_recall": 1.00,
+    "corpus_example_recall": 1.00,  # the manifest's three examples per real page, right link and title
+    "corpus_pages_count_ok": 12,  # real pages whose count is within 10% (portal fronts: 30%)
+    "edge_items": 0,  # a ceiling: items invented on pages that list nothing
+}
+
+
+def test_fixtures_automatic_floor():
+    scores = ev.fixture_scores()
+    precision, recall = ev.totals(scores)
+    assert len(scores) >= FLOORS["fixtures_pages"]
+    assert precision >= FLOORS["fixtures_precision"], [(s.name, s.precision) for s in scores if s.precision < 1]
+    assert recall >= FLOORS["fixtures_recall"], [(s.name, s.missing) for s in scores if s.missing]
+    assert sum(len(s.excluded_hits) for s in scores) <= FLOORS["fixtures_must_exclude_hits"]
+
+
+def test_fixtures_with_selectors_floor():
+    scores = ev.fixture_scores(with_selectors=True)
+    precision, recall = ev.totals(scores)
+    assert scores
+    assert precision >= FLOORS["selectors_precision"]
+    assert recall >= FLOORS["selectors_recall"]
+
+
+def test_real_pages_floor(shared_dir):
+    scores = [ev.score_corpus_page(row, page, ev.extract_items(page))
+              for row, page in ev.load_corpus_pages(shared_dir / "corpus" / "pages")]
+    _, recall = ev.totals(scores)
+    assert recall >= FLOORS["corpus_example_recall"], [(s.name, s.missing) for s in scores if s.missing]
+    ok = sum(1 for s in scores if s.count_error <= s.tolerance)
+    assert ok >= FLOORS["corpus_pages_count_ok"], [(s.name, s.found, s.count_target) for s in scores]
+
+
+def test_edge_pages_ceiling(shared_dir):
+    counts = [len(ev.extract_items(page)) for _, page in ev.load_edge_pages(shared_dir / "corpus" / "edge")]
+    assert counts
+    assert sum(counts) <= FLOORS["edge_items"]
+
+
+@pytest.mark.parametrize("name", ["fixtures_precision", "fixtures_recall", "corpus_example_recall"])
+def test_floors_are_ratios(name):
+    assert 0 <= FLOORS[name] <= 1
