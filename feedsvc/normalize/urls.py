@@ -165,4 +165,6 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
     path = _encode(parts.path, _PATH_SAFE) or "/"
     if "/." in path:
         path = _remove_dot_segments(path) or "/"
+    if not netloc and path.startswith("//"):  # urlunsplit would read the first segment as a host
+        path = "/" + path.lstrip("/")
     return urlunsplit((scheme, netloc, path, _query(parts.query), ""))
