@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin
 
@@ -15,7 +15,7 @@ from feedsvc.extract import explain, extract_items
 from feedsvc.model import Page
 
 ROOT = Path(__file__).resolve().parent.parent
-FETCHED = datetime(2026, 1, 20, 3, 0, tzinfo=timezone.utc)
+FETCHED = datetime(2026, 1, 20, 3, 0, tzinfo=UTC)
 
 _spec = importlib.util.spec_from_file_location("eval_extract", ROOT / "bench" / "eval_extract.py")
 ev = importlib.util.module_from_spec(_spec)

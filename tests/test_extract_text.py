@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -10,7 +10,7 @@ from feedsvc.extract import explain, extract_items
 from feedsvc.extract.rules import is_headline_line, is_page_description
 from feedsvc.model import Page
 
-FETCHED = datetime(2026, 1, 20, 3, 0, tzinfo=timezone.utc)
+FETCHED = datetime(2026, 1, 20, 3, 0, tzinfo=UTC)
 
 
 def text_page(text: str) -> Page:

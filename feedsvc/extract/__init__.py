@@ -17,7 +17,7 @@ from feedsvc.extract import html, structured, text
 from feedsvc.extract.selectors import extract_with_selectors
 from feedsvc.model import Page, RawItem
 
-__all__ = ["extract_items", "explain"]
+__all__ = ["explain", "extract_items"]
 
 log = logging.getLogger(__name__)
 

@@ -380,6 +380,12 @@ def _final_score(g: Group) -> None:
 # ----------------------------------------------------------------------------- item fields
 
 
+def _is_meta_line(text: str) -> bool:
+    """A byline/date line ("Tuesday, 8 July 2008 @ 11:34am • life") is no summary."""
+    found = rules.find_date_text(text)
+    return bool(found) and len(found) * 2 >= len(text)
+
+
 def _summary_of(m: Anchor) -> tuple[str | None, str | None]:
     block = m.block if m.block is not None else m.el
     if block is m.el and next(m.el.iter(*HEADINGS), None) is None:
@@ -400,7 +406,7 @@ def _summary_of(m: Anchor) -> tuple[str | None, str | None]:
                     classed = (el, t)
         if para is None and el.tag == "p":
             t = text_of(el)
-            if weight(t) >= rules.MIN_SUMMARY_WEIGHT and m.title not in t:
+            if weight(t) >= rules.MIN_SUMMARY_WEIGHT and m.title not in t and not _is_meta_line(t):
                 para = (el, t)
         if classed is not None:
             break

@@ -73,7 +73,7 @@ MILD_BAD_SUBSTRINGS = ("video", "movie", "photo", "gallery", "shopping", "servic
 AD_LINK = re.compile(
     r"(?:https?|ftp)%3a%2f%2f|[?&](?:r2|url|u|redirect|goto|adurl|dest)=https?|doubleclick|/adclick|"
     r"/click\?|trafficgate|adserver|/aff/|affiliate",
-    re.I,
+    re.IGNORECASE,
 )
 
 # Words in a container's id/class that say "stories are listed here": a bonus.
@@ -106,11 +106,11 @@ UNSTABLE_CLASS = re.compile(
 ARTICLE_LINK = re.compile(
     r"(?:^|/)(?:19|20)\d{2}(?:/|-|_)?[01]\d|\d{4,}|[?&](?:p|id|newid|article|story|post|no|aid)=\d+|"
     r"/[^/?#]*[a-z0-9]+-[a-z0-9]+-[a-z0-9]+[^/]*/?(?:$|[?#])",
-    re.I,
+    re.IGNORECASE,
 )
 
 # Link schemes that never lead to an article.
-DEAD_LINK = re.compile(r"^\s*(javascript:|mailto:|tel:|data:|about:|#)", re.I)
+DEAD_LINK = re.compile(r"^\s*(javascript:|mailto:|tel:|data:|about:|#)", re.IGNORECASE)
 
 # Anchor texts that are actions, not headlines ("Read more", "Continua a leggere »").
 ACTION_TEXT = re.compile(
@@ -118,7 +118,7 @@ ACTION_TEXT = re.compile(
     r"lire la suite|続きを読む|もっと見る|詳しくはこちら|詳細|permalink|comments?|\d+ comments?|"
     r"no comments|leave a comment|share|tweet|next|previous|prev|older posts|newer posts|"
     r"次へ|前へ|一覧へ|もっと読む|подробнее|читать далее|περισσότερα)\W*$",
-    re.I,
+    re.IGNORECASE,
 )
 
 # ----------------------------------------------------------------------------- thresholds
@@ -141,32 +141,42 @@ _MONTHS_EN = (
 _WEEKDAY_EN = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*\.?,?\s+"
 _TIME = r"(?:\s*(?:@|at|,|-)?\s*\d{1,2}:\d{2}(?::\d{2})?\s*(?:[ap]\.?m\.?)?)?"
 
-DATE_PATTERNS = tuple(re.compile(p, re.I) for p in (
+DATE_PATTERNS = tuple(re.compile(p, re.IGNORECASE) for p in (
     r"\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日(?:\s*[(（][^)）]{1,3}[)）])?(?:\s*\d{1,2}[:時]\d{2}分?)?",
     r"\d{1,2}\s*月\s*\d{1,2}\s*日(?:\s*[(（][^)）]{1,3}[)）])?(?:\s*\d{1,2}[:時]\d{2}分?)?",
     r"(?<!\d)\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?(?:Z|[+-]\d{2}:?\d{2})?)?(?!\d)",
     r"(?<!\d)\d{4}[/.]\d{1,2}[/.]\d{1,2}(?!\d)" + _TIME,
     r"(?<!\d)\d{1,2}[/.]\d{1,2}[/.]\d{4}(?!\d)" + _TIME,
-    r"(?:" + _WEEKDAY_EN + r")?\b\d{1,2}(?:st|nd|rd|th)?\s+" + _MONTHS_EN + r",?\s+\d{4}\b" + _TIME,
-    r"(?:" + _WEEKDAY_EN + r")?\b" + _MONTHS_EN + r"\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}\b" + _TIME,
+    r"\b\d{1,2}(?:st|nd|rd|th)?\s+" + _MONTHS_EN + r",?\s+\d{4}\b" + _TIME,
+    r"\b" + _MONTHS_EN + r"\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}\b" + _TIME,
 ))
+# A weekday written before a date belongs to it ("Tuesday, 8 July 2008"): looked for after a match,
+# since a leading optional group would make every pattern try at every character.
+_WEEKDAY_BEFORE = re.compile(r"\b" + _WEEKDAY_EN + r"$", re.I)
+_HAS_DIGIT = re.compile(r"\d")
 
 
 def find_date_text(text: str) -> str | None:
     """The first date written in `text`, as written (the longest match at the earliest place)."""
+    if not _HAS_DIGIT.search(text):
+        return None
     best: tuple[int, int, str] | None = None
     for pattern in DATE_PATTERNS:
         m = pattern.search(text)
         if m and (best is None or (m.start(), -len(m.group())) < (best[0], best[1])):
             best = (m.start(), -len(m.group()), m.group().strip())
-    return best[2] if best else None
+    if best is None:
+        return None
+    start = best[0]
+    day = _WEEKDAY_BEFORE.search(text[max(0, start - 14):start])
+    return (day.group() + best[2]) if day else best[2]
 
 
 # ----------------------------------------------------------------------------- plain text pages
 
 # Lines that describe the page itself ("this page lists articles on …"): never items.
 # One strong pattern is enough; weak ones count only in pairs, since an article may say "一覧".
-PAGE_DESCRIPTION_STRONG = tuple(re.compile(p, re.I) for p in (
+PAGE_DESCRIPTION_STRONG = tuple(re.compile(p, re.IGNORECASE) for p in (
     r"^(本|この|当)ページ(では|は|で|に)",
     r"(記事|ニュース|コラム|情報)を一覧で?(掲載|表示|紹介|ご覧)",
     r"をテーマ(と|に)した(記事|ニュース)",
@@ -175,7 +185,7 @@ PAGE_DESCRIPTION_STRONG = tuple(re.compile(p, re.I) for p in (
     r"^(showing|displaying) (\d+|all) (articles|stories|results|posts)",
     r"^(you are viewing|browse) (all )?(articles|stories|posts)",
 ))
-PAGE_DESCRIPTION_WEAK = tuple(re.compile(p, re.I) for p in (
+PAGE_DESCRIPTION_WEAK = tuple(re.compile(p, re.IGNORECASE) for p in (
     r"一覧", r"掲載しています", r"まとめています", r"ご覧いただけます", r"テーマ",
     r"\bthis page\b", r"\bbelow\b", r"\blisted\b", r"\bcollection of\b",
 ))

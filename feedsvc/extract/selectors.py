@@ -13,10 +13,11 @@ import logging
 from urllib.parse import urljoin
 
 from bs4 import BeautifulSoup, Tag
+from soupsieve import SelectorSyntaxError
 
 from feedsvc.config import FieldSelector, Selectors
-from feedsvc.extract.rules import fold_ws
 from feedsvc.extract.html import clean_href, dedupe_by_link, resolve
+from feedsvc.extract.rules import fold_ws
 from feedsvc.extract.structured import parse_iso_date
 from feedsvc.model import RawItem
 
@@ -29,7 +30,7 @@ def _select(block: Tag, sel: FieldSelector) -> Tag | None:
         return block
     try:
         return block.select_one(sel.css)
-    except Exception as exc:  # config validated the CSS; a soupsieve quirk must not kill a refresh
+    except (SelectorSyntaxError, ValueError, NotImplementedError) as exc:  # config checked the CSS already
         log.warning("selector %r failed: %s", sel.css, exc)
         return None
 
@@ -87,7 +88,7 @@ def extract_with_selectors(page_url: str, text: str, selectors: Selectors) -> li
     base = urljoin(page_url, _attr(base_el, "href") or "") if base_el is not None and _attr(base_el, "href") else None
     try:
         blocks = soup.select(selectors.item)
-    except Exception as exc:
+    except (SelectorSyntaxError, ValueError, NotImplementedError) as exc:
         log.warning("item selector %r failed: %s", selectors.item, exc)
         return []
     items: list[RawItem] = []
