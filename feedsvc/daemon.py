@@ -18,10 +18,11 @@ import logging
 import os
 import queue
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,7 +41,7 @@ from feedsvc.model import RefreshResult
 
 log = logging.getLogger(__name__)
 
-STOP_GRACE = 3.0  # seconds a running refresh may take to finish after SIGTERM before it is abandoned
+STOP_GRACE = 2.0  # seconds a running refresh may take to finish after SIGTERM before it is abandoned
 RefreshFn = Callable[..., Sequence[RefreshResult]]
 
 # --------------------------------------------------------------------------- triggers
@@ -120,7 +121,20 @@ def schedule_key(topic: TopicConfig, config: Config) -> tuple[Any, ...]:
 
 
 def describe_schedule(topic: TopicConfig) -> str:
-    return f"cron '{topic.cron}' ({topic.timezone})" if topic.cron else f"every {topic.interval}"
+    return f"cron '{topic.cron}' ({topic.timezone})" if topic.cron else f"every {duration_text(topic.interval)}"
+
+
+def duration_text(d: timedelta) -> str:
+    """1h30m, 15m, 1d, 500ms: as the config writes durations."""
+    ms = round(d.total_seconds() * 1000)
+    if ms % 1000:
+        return f"{ms}ms"
+    rest, parts = ms // 1000, []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+    return "".join(parts) or "0s"
 
 
 # --------------------------------------------------------------------------- executor
@@ -320,11 +334,13 @@ def quiet_apscheduler() -> None:
 
 
 def run(config_path: Path, *, initial_refresh: bool = True, serve: tuple[str, int] | None = None,
-        lock_timeout: float = 600.0) -> int:
+        lock_timeout: float = 600.0, exit_now: bool = True) -> int:
     """Run in the foreground until SIGTERM or SIGINT (exit code 0). SIGHUP reloads the config.
 
     Must be called from the main thread (signal handlers live there). Raises ConfigError
-    for a broken config at start, FeedsvcError when --serve cannot bind.
+    for a broken config at start, FeedsvcError when --serve cannot bind. When a refresh had
+    to be abandoned, the process ends right here with os._exit(0) (unless exit_now=False),
+    so that SIGTERM never waits for a fetch to time out.
     """
     signals: queue.SimpleQueue[int] = queue.SimpleQueue()  # put() is safe inside a signal handler
 
@@ -335,6 +351,7 @@ def run(config_path: Path, *, initial_refresh: bool = True, serve: tuple[str, in
     previous = {s: signal.signal(s, on_signal) for s in handled}
     daemon: Daemon | None = None
     httpd = None
+    abandoned: set[str] = set()
     try:
         config = load_config(config_path)
         quiet_apscheduler()
@@ -357,13 +374,21 @@ def run(config_path: Path, *, initial_refresh: bool = True, serve: tuple[str, in
                 break
     finally:
         if daemon is not None:
-            daemon.stop()
+            abandoned = daemon.stop()
         if httpd is not None:
             httpd.shutdown()
             httpd.server_close()
         for s, handler in previous.items():
             signal.signal(s, handler)
     log.info("stopped")
+    if abandoned and exit_now:
+        # The abandoned refresh may sit in a fetch's worker pool, whose threads the interpreter
+        # would join at exit (up to the fetch timeout). Nothing is left to save: the store has
+        # rolled back, feeds are renamed into place whole or not at all, the kernel drops the lock.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+import feedparser
 import pytest
 
 from feedsvc import daemon as daemon_mod
@@ -386,3 +389,443 @@ def test_run_in_the_main_thread_reloads_on_sighup_and_exits_0_on_sigterm(tmp_pat
     assert signal.getsignal(signal.SIGTERM) == before
     with StateLock(load_config(path).lock_path, timeout=0):
         pass
+
+
+# --------------------------------------------------------------------------- the real daemon, as a subprocess
+
+SELECTORS = {"item": "li.story", "title": "h3", "link": "a@href", "summary": "p", "date": "time@datetime"}
+
+
+def story_page(numbers: range | list[int]) -> str:
+    """An HTML listing of stories n (newest first), each with its own link, text and date."""
+    items = "\n".join(
+        f'<li class="story"><a href="/story/{n}"><h3>Story number {n}</h3></a>'
+        f"<p>What happened in story {n}, told in one sentence.</p>"
+        f'<time datetime="2026-01-{n % 28 + 1:02d}T09:00:00+00:00">Jan {n % 28 + 1}</time></li>'
+        for n in sorted(numbers, reverse=True))
+    return f"<!doctype html><html><head><title>Stories</title></head><body><ul>\n{items}\n</ul></body></html>"
+
+
+def serve_stories(server: Any, path: str, numbers: range | list[int]) -> str:
+    return server.route(path, story_page(numbers), headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+def live_topic(topic_id: str, url: str, **extra: Any) -> dict[str, Any]:
+    return {"id": topic_id, "title": f"Topic {topic_id}", "interval": "1s",
+            "sources": [{"url": url, **SELECTORS}], **extra}
+
+
+def feed_titles(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    feed = feedparser.parse(path.read_bytes())
+    assert not feed.bozo, f"{path.name} is not well-formed: {feed.bozo_exception}"
+    return sorted(e.title for e in feed.entries)
+
+
+def feed_ids(path: Path) -> dict[str, str]:
+    return {e.title: e.id for e in feedparser.parse(path.read_bytes()).entries}
+
+
+def titles(numbers: range | list[int]) -> list[str]:
+    return sorted(f"Story number {n}" for n in numbers)
+
+
+def feedsvc_argv(config: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "feedsvc", "--config", str(config), *args]
+
+
+class DaemonProcess:
+    """`feedsvc run` in a subprocess, its stderr in a file the test can wait on."""
+
+    def __init__(self, argv: list[str], cwd: Path) -> None:
+        self.log_path = cwd / f"daemon-{time.monotonic_ns()}.log"
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(argv, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def wait_log(self, text: str, count: int = 1, timeout: float = WAIT) -> None:
+        def seen() -> bool:
+            if self.proc.poll() is not None:
+                pytest.fail(f"the daemon exited ({self.proc.returncode}) before logging {text!r}:\n{self.log()}")
+            return self.log().count(text) >= count
+
+        wait_for(seen, timeout, what=f"{text!r} x{count} in the daemon log")
+
+    def send(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        self.send(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the daemon did not stop within {timeout}s of {signal.Signals(sig).name}:\n{self.log()}")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self._log.close()
+
+
+@pytest.fixture
+def start_daemon(tmp_path: Path):
+    running: list[DaemonProcess] = []
+
+    def start(config: Path, *args: str, argv: list[str] | None = None) -> DaemonProcess:
+        d = DaemonProcess(argv or feedsvc_argv(config, "run", *args), tmp_path)
+        running.append(d)
+        return d
+
+    yield start
+    for d in running:
+        d.close()
+
+
+def assert_lock_free(config: Path) -> None:
+    with StateLock(load_config(config).lock_path, timeout=0):
+        pass
+
+
+def test_daemon_feed_follows_the_page_and_sigterm_ends_it_cleanly(tmp_path: Path, http_server,
+                                                                    start_daemon) -> None:
+    url = serve_stories(http_server, "/list", [1, 2])
+    cfg = write_config(tmp_path / "config.toml", [live_topic("news", url)])
+    feed = tmp_path / "feeds" / "news.atom"
+    d = start_daemon(cfg)
+    wait_for(lambda: feed_titles(feed) == titles([1, 2]), what="the first feed")
+    first_ids = feed_ids(feed)
+    serve_stories(http_server, "/list", [2, 3, 4])  # 1 scrolled off the page, 3 and 4 are new
+    wait_for(lambda: feed_titles(feed) == titles([1, 2, 3, 4]), what="the feed to follow the page")
+    assert {t: i for t, i in feed_ids(feed).items() if t in first_ids} == first_ids  # ids never change
+    d.wait_log("news: 4 entries, 2 new, 0 updated, 0 failed sources")
+    assert d.stop(signal.SIGTERM) == 0
+    log = d.log()
+    assert "SIGTERM: stopping" in log and "Traceback" not in log
+    assert_lock_free(cfg)
+    assert feed_titles(feed) == titles([1, 2, 3, 4])
+    assert not [p.name for p in feed.parent.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_sigint_stops_it_too(tmp_path: Path, http_server, start_daemon) -> None:
+    cfg = write_config(tmp_path / "config.toml", [live_topic("news", serve_stories(http_server, "/l", [1]))])
+    d = start_daemon(cfg, "--no-initial-refresh")
+    d.wait_log("feedsvc run:")
+    assert d.stop(signal.SIGINT) == 0
+    assert "SIGINT: stopping" in d.log()
+
+
+def test_sigterm_abandons_a_refresh_in_flight_and_keeps_the_feed_whole(tmp_path: Path, http_server,
+                                                                       start_daemon) -> None:
+    serve_stories(http_server, "/list", [1, 2, 3])
+    release = threading.Event()
+
+    def hang(handler: Any) -> None:  # the page stops answering half-way through a refresh
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html; charset=utf-8")
+        handler.send_header("Content-Length", "100000")
+        handler.end_headers()
+        handler.wfile.write(b"<html><body><ul>")
+        handler.wfile.flush()
+        release.wait(WAIT)
+
+    cfg = write_config(tmp_path / "config.toml", [live_topic("news", http_server.url("/list"))])
+    feed = tmp_path / "feeds" / "news.atom"
+    d = start_daemon(cfg)
+    try:
+        wait_for(lambda: feed_titles(feed) == titles([1, 2, 3]), what="the first feed")
+        before = feed.read_bytes()
+        http_server.route("/list", handler=hang)
+        hits = len(http_server.hits_for("/list"))
+        wait_for(lambda: len(http_server.hits_for("/list")) > hits and
+                 http_server.routes["/list"].handler is hang, what="a refresh stuck on the page")
+        time.sleep(0.2)  # let it get into the read
+        assert d.stop(signal.SIGTERM) == 0
+    finally:
+        release.set()
+    assert "abandoning the refresh of news" in d.log()
+    assert_lock_free(cfg)
+    assert feed.read_bytes() == before
+    assert not [p.name for p in feed.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_a_one_shot_refresh_beside_the_daemon_loses_nothing(tmp_path: Path, http_server, start_daemon) -> None:
+    """The page shows only the latest stories; every refresh, daemon's or cron's, must keep all it saw."""
+    current: dict[str, bytes] = {}
+
+    def slow_page(handler: Any) -> None:  # slow enough that the daemon and `refresh` meet at the lock
+        body = current["body"]
+        time.sleep(0.1)
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html; charset=utf-8")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    def show(numbers: list[int]) -> None:
+        current["body"] = story_page(numbers).encode()
+
+    show([1, 2])
+    http_server.route("/list", handler=slow_page)
+    cfg = write_config(tmp_path / "config.toml", [live_topic("news", http_server.url("/list"))])
+    feed = tmp_path / "feeds" / "news.atom"
+    d = start_daemon(cfg)
+    wait_for(lambda: feed_titles(feed) == titles([1, 2]), what="the daemon's first refresh")
+    seen_ids = feed_ids(feed)
+    for newest in (3, 4):
+        show([newest - 1, newest])  # a sliding window: older stories leave the page
+        one_shot = subprocess.run(feedsvc_argv(cfg, "refresh"), cwd=tmp_path, capture_output=True,
+                                  text=True, timeout=60)
+        assert one_shot.returncode == 0, one_shot.stderr
+        ids = feed_ids(feed)
+        assert {t: ids[t] for t in seen_ids} == seen_ids  # nothing lost, no id changed
+        seen_ids = ids
+    assert feed_titles(feed) == titles(range(1, 5))
+    assert len(set(seen_ids.values())) == 4
+    assert d.proc.poll() is None
+    assert d.stop() == 0
+    assert_lock_free(cfg)
+
+
+def test_sighup_adds_a_topic_and_refuses_a_broken_config(tmp_path: Path, http_server, start_daemon) -> None:
+    cfg = write_config(tmp_path / "config.toml", [live_topic("one", serve_stories(http_server, "/a", [1]))])
+    feeds = tmp_path / "feeds"
+    d = start_daemon(cfg)
+    wait_for(lambda: feed_titles(feeds / "one.atom") == titles([1]), what="the first topic's feed")
+    write_config(cfg, [live_topic("one", http_server.url("/a")),
+                       live_topic("two", serve_stories(http_server, "/b", [5, 6]))])
+    d.send(signal.SIGHUP)
+    wait_for(lambda: feed_titles(feeds / "two.atom") == titles([5, 6]), what="the new topic's feed")
+    d.wait_log("added: two")
+
+    cfg.write_text(cfg.read_text() + "\n[[topics]]\nid = \"Bad Id\"\n", encoding="utf-8")
+    d.send(signal.SIGHUP)
+    d.wait_log("config reload refused")
+    serve_stories(http_server, "/b", [5, 6, 7])  # the running config still refreshes both topics
+    wait_for(lambda: feed_titles(feeds / "two.atom") == titles([5, 6, 7]), what="refreshes after the refusal")
+    assert d.proc.poll() is None
+    assert d.stop() == 0
+    assert "topics[2]" in d.log()  # the refusal names the key
+
+
+def test_run_with_a_broken_config_exits_2_at_once(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("[feedsvc]\ninterval = \"often\"\n", encoding="utf-8")
+    result = subprocess.run(feedsvc_argv(cfg, "run"), cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "interval" in result.stderr
+
+
+# --------------------------------------------------------------------------- deployment snippets (deploy/)
+
+import configparser  # noqa: E402
+import re  # noqa: E402
+import shlex  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import urllib.error  # noqa: E402
+import urllib.request  # noqa: E402
+
+from feedsvc.config import check_cron  # noqa: E402
+from feedsvc.errors import ConfigError  # noqa: E402
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+SRV = "/srv/feedsvc"  # where the snippets install feedsvc; tests put it under tmp_path
+
+
+def install_like_srv(tmp_path: Path, topics: list[dict[str, Any]]) -> Path:
+    """tmp_path/srv/feedsvc laid out as the snippets expect: config.toml (default paths) and .venv/bin/feedsvc."""
+    root = tmp_path / "srv" / "feedsvc"
+    (root / ".venv" / "bin").mkdir(parents=True)
+    path = root / "config.toml"
+    write_config(path, topics)
+    text = path.read_text().replace('output_dir = "feeds"\n', "").replace('state = "state/feedsvc.sqlite"\n', "")
+    path.write_text(text, encoding="utf-8")  # the defaults: feeds/ and state/feedsvc.sqlite beside the config
+    script = Path(sys.executable).parent / "feedsvc"  # the console script pip installed
+    target = root / ".venv" / "bin" / "feedsvc"
+    if script.exists():
+        target.symlink_to(script)
+    else:  # an environment without the entry point: the same program
+        target.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m feedsvc "$@"\n')
+        target.chmod(0o755)
+    return root
+
+
+def cron_env(tmp_path: Path) -> dict[str, str]:
+    return {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SHELL": "/bin/sh", "LANG": "C.UTF-8"}
+
+
+def test_crontab_line_refreshes_quietly_and_speaks_up_on_failure(tmp_path: Path, http_server) -> None:
+    lines = [line for line in (DEPLOY / "crontab").read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#") and not re.match(r"^\w+=", line)]
+    assert len(lines) == 1, lines
+    fields = lines[0].split(None, 5)
+    schedule, command = " ".join(fields[:5]), fields[5]
+    check_cron(schedule)
+    assert fire_times(crontab_trigger(schedule, "UTC"), TUESDAY) == ["Tue 01-20 03:15", "Tue 01-20 03:30",
+                                                                     "Tue 01-20 03:45"]
+    url = serve_stories(http_server, "/list", [1, 2])
+    root = install_like_srv(tmp_path, [live_topic("news", url)])
+    shell_command = command.replace(SRV, str(root))
+    run = subprocess.run(["/bin/sh", "-c", shell_command], env=cron_env(tmp_path), capture_output=True,
+                         text=True, timeout=60)
+    assert (run.returncode, run.stdout, run.stderr) == (0, "", "")  # cron mails nothing
+    assert feed_titles(root / "feeds" / "news.atom") == titles([1, 2])
+
+    http_server.route("/list", "gone", status=404)  # (a 404 is not retried: one quick failure)
+    run = subprocess.run(["/bin/sh", "-c", shell_command], env=cron_env(tmp_path), capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 1 and url in run.stderr  # cron mails this
+    assert feed_titles(root / "feeds" / "news.atom") == titles([1, 2])  # the feed keeps its entries
+
+
+def read_unit() -> configparser.SectionProxy:
+    unit = configparser.ConfigParser(interpolation=None, strict=True)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]  # systemd keys are case-sensitive
+    unit.read(DEPLOY / "feedsvc.service", encoding="utf-8")
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+    return unit["Service"]
+
+
+def test_systemd_unit_starts_reloads_and_stops_the_daemon(tmp_path: Path, http_server, start_daemon) -> None:
+    service = read_unit()
+    assert service["Type"] == "simple" and service["Restart"] == "on-failure"
+    assert service["User"] not in ("", "root")
+    assert int(service["RestartPreventExitStatus"]) == ConfigError.exit_code  # a bad config: no restart loop
+    assert service.get("KillSignal", "SIGTERM") == "SIGTERM"
+    root = install_like_srv(tmp_path, [live_topic("one", serve_stories(http_server, "/a", [1]))])
+    config = load_config(root / "config.toml")
+    writable = [Path(p.replace(SRV, str(root))) for p in service["ReadWritePaths"].split()]
+    assert any(config.output_dir.is_relative_to(p) for p in writable)
+    assert any(config.lock_path.is_relative_to(p) for p in writable)  # state db, its journal, its lock
+
+    argv = shlex.split(service["ExecStart"].replace(SRV, str(root)))
+    workdir = Path(service["WorkingDirectory"].replace(SRV, str(root)))
+    d = start_daemon(root / "config.toml", argv=argv)
+    assert workdir == root
+    wait_for(lambda: feed_titles(root / "feeds" / "one.atom") == titles([1]), what="the service's first feed")
+
+    write_config(root / "config.toml", [live_topic("one", http_server.url("/a")),
+                                        live_topic("two", serve_stories(http_server, "/b", [2]))],
+                 output_dir="feeds", state="state/feedsvc.sqlite")
+    reload_argv = shlex.split(service["ExecReload"].replace("$MAINPID", str(d.proc.pid)))
+    assert subprocess.run(reload_argv, timeout=30).returncode == 0  # `systemctl reload feedsvc`
+    wait_for(lambda: feed_titles(root / "feeds" / "two.atom") == titles([2]), what="the reloaded topic's feed")
+    assert d.stop(signal.SIGTERM, timeout=float(service["TimeoutStopSec"])) == 0  # `systemctl stop feedsvc`
+    assert_lock_free(root / "config.toml")
+
+
+def nginx_types() -> dict[str, str]:
+    """extension -> media type, from the `types { ... }` block of deploy/nginx.conf."""
+    block = re.search(r"types\s*\{(.*?)\}", (DEPLOY / "nginx.conf").read_text(), re.S)
+    assert block, "deploy/nginx.conf has no types block"
+    out = {}
+    for line in block.group(1).strip().split(";"):
+        if line.strip():
+            media_type, *extensions = line.split()
+            out.update({ext: media_type for ext in extensions})
+    return out
+
+
+def sample_files(root: Path) -> dict[str, bytes]:
+    files = {"news.atom": b'<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom"/>\n',
+             "news.rss": b'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel/></rss>\n',
+             "news.json": b'{"version": "https://jsonfeed.org/version/1.1", "items": []}\n',
+             "index.opml": b'<?xml version="1.0" encoding="utf-8"?>\n<opml version="2.0"/>\n',
+             "index.html": b"<!doctype html><title>feeds</title>\n",
+             ".news.atom.abc123.tmp": b"half a feed"}
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+    return files
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers.items()), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers.items()), exc.read()
+
+
+def test_nginx_snippet_types_are_those_feedsvc_serve_sends(tmp_path: Path) -> None:
+    serve = pytest.importorskip("feedsvc.serve")
+    types = nginx_types()
+    assert {"atom", "rss", "json", "opml"} <= set(types)
+    sample_files(tmp_path)
+    httpd = serve.make_server(tmp_path, "127.0.0.1", 0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        host, port = httpd.server_address[:2]
+        for ext, media_type in types.items():
+            name = "index." + ext if ext in ("opml", "html") else "news." + ext
+            status, headers, _ = get(f"http://{host}:{port}/{name}")
+            assert status == 200
+            assert headers["Content-Type"].split(";")[0].strip() == media_type, name
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
+def test_nginx_serves_the_feeds_with_the_snippet(tmp_path: Path) -> None:
+    feeds = tmp_path / "feeds"
+    feeds.mkdir()
+    files = sample_files(feeds)
+    snippet = (DEPLOY / "nginx.conf").read_text().replace(f"{SRV}/feeds/", f"{feeds}/")
+    (tmp_path / "feedsvc.conf").write_text(snippet, encoding="utf-8")
+    port = free_port()
+    (tmp_path / "nginx.conf").write_text(f"""
+daemon off;
+master_process off;
+pid {tmp_path}/nginx.pid;
+error_log stderr;
+events {{}}
+http {{
+    access_log off;
+    server {{
+        listen 127.0.0.1:{port};
+        include {tmp_path}/feedsvc.conf;
+    }}
+}}
+""", encoding="utf-8")
+    nginx = [shutil.which("nginx") or "nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
+             "-e", "stderr"]
+    check = subprocess.run([*nginx, "-t"], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stderr
+    proc = subprocess.Popen(nginx, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        def up() -> bool:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return True
+            except OSError:
+                return False
+
+        wait_for(up, what="nginx to listen")
+        base = f"http://127.0.0.1:{port}/feeds/"
+        for ext, media_type in nginx_types().items():
+            name = "index." + ext if ext in ("opml", "html") else "news." + ext
+            status, headers, body = get(base + name)
+            assert status == 200 and body == files[name]
+            assert headers["Content-Type"] == f"{media_type}; charset=utf-8"
+        status, headers, _ = get(base + "news.atom")
+        assert headers.get("ETag") and headers.get("Last-Modified")
+        assert get(base + "news.atom", {"If-None-Match": headers["ETag"]})[0] == 304
+        assert get(base + "news.atom", {"If-Modified-Since": headers["Last-Modified"]})[0] == 304
+        assert get(base + ".news.atom.abc123.tmp")[0] == 404  # publish's temp files stay private
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stderr:
+            proc.stderr.close()

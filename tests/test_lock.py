@@ -55,10 +55,21 @@ def lock_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def holder(lock_path: Path):
-    h = Holder(lock_path)
-    yield h
-    h.close()
+def holder_factory():
+    made: list[Holder] = []
+
+    def make(path: Path) -> Holder:
+        made.append(Holder(path))
+        return made[-1]
+
+    yield make
+    for h in made:
+        h.close()
+
+
+@pytest.fixture
+def holder(lock_path: Path, holder_factory) -> Holder:
+    return holder_factory(lock_path)
 
 
 def test_second_process_waits_bounded_then_fails_naming_the_holder(lock_path: Path, holder: Holder) -> None:
@@ -154,3 +165,18 @@ def test_one_instance_is_not_reentrant(lock_path: Path) -> None:
     assert not lock.held
     with StateLock(lock_path, timeout=0):  # and it really was released
         pass
+
+
+def test_cli_refresh_exits_3_naming_the_holder_when_locked(tmp_path: Path, holder_factory) -> None:
+    """`feedsvc refresh` from cron while another feedsvc writes: a clear line and exit code 3."""
+    config = tmp_path / "config.toml"
+    config.write_text('[feedsvc]\nstate = "state/feedsvc.sqlite"\n\n[[topics]]\nid = "t"\ntitle = "T"\n'
+                      'sources = [{url = "http://127.0.0.1:9/never-fetched"}]\n', encoding="utf-8")
+    h = holder_factory(tmp_path / "state" / "feedsvc.sqlite.lock")
+    result = subprocess.run([sys.executable, "-m", "feedsvc", "--config", str(config), "--quiet", "refresh",
+                             "--lock-timeout", "0.3"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3, result.stderr
+    assert f"pid {h.proc.pid} (test-holder --topic x)" in result.stderr
+    assert str(tmp_path / "state" / "feedsvc.sqlite.lock") in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "feeds").exists() or not any((tmp_path / "feeds").iterdir())  # wrote nothing
