@@ -224,13 +224,12 @@ class _RssHubExtension(BaseExtension):
 
 
 class _AlternateLinkEntryExtension(BaseEntryExtension):
-    """feedgen 1.0 drops rel/type from entry links (its loop rebinds `link`): write them back."""
+    """feedgen 1.0 drops rel from entry links (its loop rebinds `link`): write it back."""
 
     def extend_atom(self, entry: Any) -> Any:
         for link in entry.findall("link"):  # feedgen builds un-namespaced elements
             if "rel" not in link.attrib:
-                link.set("rel", "alternate")
-                link.set("type", "text/html")
+                link.set("rel", "alternate")  # no type: the page may be text/plain or anything else
         return entry
 
     def extend_rss(self, item: Any) -> Any:
@@ -264,7 +263,7 @@ def _feedgen(topic: TopicConfig, meta: _Meta, entries: list[_Checked], fmt: str)
             fg.register_extension("websubhub", _RssHubExtension, None, atom=False, rss=True)
             fg.websubhub.hub = meta.hub  # type: ignore[attr-defined]
     # RSS <link> is the LAST link feedgen was given: the page goes last.
-    fg.link(href=meta.page, rel="alternate", type="text/html")
+    fg.link(href=meta.page, rel="alternate")  # no type: a source may be a text page
 
     for c in entries:
         fe = fg.add_entry(order="append")  # feedgen prepends by default; entries come newest first
@@ -277,7 +276,7 @@ def _feedgen(topic: TopicConfig, meta: _Meta, entries: list[_Checked], fmt: str)
         else:
             fe.pubDate(c.date)  # RSS readers sort by pubDate: give the date the reader sees
         if c.link:
-            fe.link(href=c.link, rel="alternate", type="text/html")
+            fe.link(href=c.link, rel="alternate")
         else:
             # No http(s) article or page (a file: source): Atom then needs content instead of a link.
             fe.content(c.summary or c.title, type="text")
