@@ -336,9 +336,30 @@ def _candidate(name: str, m: re.Match[str], text: str, now: datetime, page_tz: t
     return dt, certainty, end
 
 
+# A pattern only runs on a text holding one of its needles (a plain `in` test): most patterns never match a
+# given summary, and skipping them is most of the cost of normalize_items.
+_NEEDLES: dict[str, tuple[str, ...]] = {
+    "ja_rel": ("きょう", "今日", "本日", "きのう", "昨", "おととい", "前"),
+    "ja_full": ("年",), "ja_md": ("月",), "ja_day": ("日",),
+    "ymd": ("/", "／", ".", "．", "-"), "dmy": ("/", "／", ".", "-"), "md_slash": ("/", "／"),
+    "en_rel": ("ago", "AGO", "Ago", "day", "DAY", "Day"), "en_wd": ("day",),
+}
+_EN_MONTH_HINT = re.compile(r"(?i)(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)")
+
+
 def _matches(text: str) -> list[tuple[int, int, str, re.Match[str]]]:
     found = []
+    months: bool | None = None
     for prio, (name, pat) in enumerate(_PATTERNS):
+        needles = _NEEDLES.get(name)
+        if needles is not None:
+            if not any(n in text for n in needles):
+                continue
+        else:  # en_mdy, en_dmy
+            if months is None:
+                months = _EN_MONTH_HINT.search(text) is not None
+            if not months:
+                continue
         for m in pat.finditer(text):
             found.append((m.start(), prio, name, m))
     found.sort(key=lambda f: (f[0], f[1]))

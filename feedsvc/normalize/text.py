@@ -75,10 +75,14 @@ def fold(s: str) -> str:
     return s
 
 
-def is_cjk_char(ch: str) -> bool:
-    cp = ord(ch)
-    return (0x3040 <= cp <= 0x30FF or 0x3400 <= cp <= 0x9FFF or 0xAC00 <= cp <= 0xD7AF
-            or 0xF900 <= cp <= 0xFAFF or 0xFF66 <= cp <= 0xFF9F or 0x20000 <= cp <= 0x2FFFF)
+CJK_CHARS = re.compile("[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f\U00020000-\U0002ffff]")
+LETTERS = re.compile(r"[^\W\d_]")
+
+
+def cjk_share(s: str) -> float:
+    """Share of CJK characters (kana, han, hangul) among the letters of `s`: 0.0 when it has none."""
+    letters = len(LETTERS.findall(s))
+    return len(CJK_CHARS.findall(s)) / letters if letters else 0.0
 
 
 _TAGS = {

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from .dates import strip_leading_date
-from .text import clean_text, is_cjk_char
+from .text import cjk_share, clean_text
 
 TITLE_LIMIT_CJK = 60
 TITLE_LIMIT_LATIN = 100
@@ -38,9 +38,7 @@ _TRIM = " 、，,;；:：・-–—/／|｜"
 def _is_cjk_text(s: str, language: str | None) -> bool:
     if language and language[:2].lower() in ("ja", "zh", "ko"):
         return True
-    sample = s[:120]
-    letters = sum(1 for ch in sample if ch.isalpha())
-    return letters > 0 and sum(1 for ch in sample if is_cjk_char(ch)) * 10 >= letters * 3
+    return cjk_share(s[:120]) >= 0.3
 
 
 def _first_sentence(s: str, cjk: bool) -> str:

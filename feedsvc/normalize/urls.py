@@ -58,8 +58,11 @@ def _host(netloc: str) -> str | None:
     if not host.isascii():
         try:
             host = host.encode("idna").decode("ascii")
-        except UnicodeError:
-            host = quote(host, safe="")
+        except UnicodeError:  # not a name any resolver could look up
+            return None
+        host = host.rstrip(".")
+        if not host:
+            return None
     if port and not port.isdigit():
         return None
     return (userinfo + "@" if userinfo else "") + host + (":" + port if port else "")
