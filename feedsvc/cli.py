@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import textwrap
 from datetime import datetime, timezone
@@ -60,6 +61,25 @@ EXAMPLES = {
 }
 
 
+def add_common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """Options accepted before or after the command: `feedsvc -v refresh` = `feedsvc refresh -v`."""
+
+    def default(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS  # a subcommand must not reset what was given before it
+
+    parser.add_argument("--config", metavar="PATH", default=default("config.toml"),
+                        help="the config file (default: ./config.toml)")
+    parser.add_argument("--log-level", metavar="LEVEL", type=str.upper, default=default(None),
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="DEBUG, INFO, WARNING or ERROR (default: INFO for run, ERROR otherwise)")
+    parser.add_argument("--log-format", choices=["text", "json"], default=default("text"),
+                        help="log lines as text or as one JSON object per line")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default(False),
+                        help="print only errors (for cron)")
+    parser.add_argument("-v", "--verbose", action="store_true", default=default(False),
+                        help="print the summary lines even when not on a terminal")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="feedsvc",
@@ -72,23 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
               feedsvc run                     # a daemon that refreshes each topic on its schedule
             Run `feedsvc COMMAND --help` for a command's options."""),
     )
-    parser.add_argument("--config", metavar="PATH", default="config.toml",
-                        help="the config file (default: ./config.toml)")
-    parser.add_argument("--log-level", metavar="LEVEL", type=str.upper,
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="DEBUG, INFO, WARNING or ERROR (default: INFO for run, ERROR otherwise)")
-    parser.add_argument("--log-format", choices=["text", "json"], default="text",
-                        help="log lines as text or as one JSON object per line")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print only errors (for cron)")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="print the summary lines even when not on a terminal")
+    add_common_options(parser, defaults=True)
     parser.add_argument("--version", action="version", version=f"feedsvc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_text, description=help_text,
-                              epilog=textwrap.dedent(EXAMPLES[name]),
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(name, help=help_text, description=help_text,
+                           epilog=textwrap.dedent(EXAMPLES[name]),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_common_options(p, defaults=False)
+        return p
 
     p = command("refresh", "Fetch the topics' sources once and publish what changed.")
     p.add_argument("topics", nargs="*", metavar="TOPIC", help="topic ids (default: all)")
@@ -389,3 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("feedsvc: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `feedsvc preview URL | head`: the reader left; say nothing more (see Python's signal docs)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
