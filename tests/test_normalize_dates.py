@@ -8,7 +8,7 @@ with that UTC offset; None = no date. Strings marked with a page name are copied
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,7 +23,7 @@ from feedsvc.normalize.dates import (
     parse_markup_date,
 )
 
-NOW = datetime(2026, 1, 20, 3, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 20, 3, 0, tzinfo=UTC)
 TOKYO = "Asia/Tokyo"
 
 P = pytest.param

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -10,7 +10,7 @@ import pytest
 from feedsvc.model import RawItem
 from feedsvc.normalize import NormalizeContext, fold, normalize_item, normalize_items
 
-NOW = datetime(2026, 1, 20, 3, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 20, 3, 0, tzinfo=UTC)
 TOKYO = ZoneInfo("Asia/Tokyo")
 CTX = NormalizeContext("https://news.example.jp/topics/peace?utm_source=x", NOW, "Asia/Tokyo", "ja")
 P = pytest.param
@@ -64,7 +64,7 @@ def test_items_without_text_are_dropped(kw: dict) -> None:
 
 def test_date_text_is_tried_before_summary_and_future_markup_is_ignored() -> None:
     item = normalize_item(raw(summary="12月6日に会談。", date_text="13/02/2016",
-                              date=datetime(2027, 1, 1, tzinfo=timezone.utc)), CTX)
+                              date=datetime(2027, 1, 1, tzinfo=UTC)), CTX)
     assert item is not None and item.published == day(2016, 2, 13) and item.published_from == "text"
 
 

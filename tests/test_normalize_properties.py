@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,7 +14,7 @@ from feedsvc.normalize.text import clean_text, fold, sanitize_html
 from feedsvc.normalize.titles import TITLE_LIMIT_LATIN, derive_title
 from feedsvc.normalize.urls import canonical_url
 
-NOW = datetime(2026, 1, 20, 3, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 20, 3, 0, tzinfo=UTC)
 # Text that looks like what pages hold: dates, digits (also full-width), CJK, punctuation, entities, URLs.
 PIECES = st.sampled_from([
     "2025", "年", "12", "月", "28", "日", "〜", "29", "/", ".", "-", ":", "時", "分", "午後", "夜", "現地", "日本時間",

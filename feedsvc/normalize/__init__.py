@@ -33,6 +33,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from itertools import pairwise
 
 from feedsvc.model import Item, RawItem
 
@@ -53,8 +54,16 @@ from .titles import derive_title
 from .urls import canonical_url
 
 __all__ = [
-    "NormalizeContext", "normalize_items", "normalize_item", "clean_text", "fold", "sanitize_html",
-    "canonical_url", "find_date", "parse_markup_date", "derive_title",
+    "NormalizeContext",
+    "canonical_url",
+    "clean_text",
+    "derive_title",
+    "find_date",
+    "fold",
+    "normalize_item",
+    "normalize_items",
+    "parse_markup_date",
+    "sanitize_html",
 ]
 
 log = logging.getLogger(__name__)
@@ -133,7 +142,7 @@ def normalize_item(raw: RawItem, ctx: NormalizeContext) -> Item | None:
 
 def _runs_newest_first(dates: list[datetime]) -> bool:
     down = up = 0
-    for a, b in zip(dates, dates[1:]):
+    for a, b in pairwise(dates):
         if b < a:
             down += 1
         elif b > a:

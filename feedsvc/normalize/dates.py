@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -62,7 +62,7 @@ def zone(name: str) -> tzinfo:
         return ZoneInfo(name)
     except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
         log.warning("unknown timezone %r, using UTC", name)
-        return timezone.utc
+        return UTC
 
 
 def _fixed(hours: int, minutes: int = 0) -> tzinfo:
@@ -73,7 +73,7 @@ def _fixed(hours: int, minutes: int = 0) -> tzinfo:
 # Zone names written after a time or before a date. None = the page's zone (現地: place unknown).
 _NAMED_ZONES: dict[str, tzinfo | None] = {
     "JST": ZoneInfo("Asia/Tokyo"), "日本時間": ZoneInfo("Asia/Tokyo"), "KST": ZoneInfo("Asia/Seoul"),
-    "UTC": timezone.utc, "GMT": timezone.utc, "Z": timezone.utc,
+    "UTC": UTC, "GMT": UTC, "Z": UTC,
     "ET": ZoneInfo("America/New_York"), "米国時間": ZoneInfo("America/New_York"),
     "米東部時間": ZoneInfo("America/New_York"), "米西部時間": ZoneInfo("America/Los_Angeles"),
     "CT": ZoneInfo("America/Chicago"), "MT": ZoneInfo("America/Denver"), "PT": ZoneInfo("America/Los_Angeles"),
@@ -176,7 +176,7 @@ def shift_back(when: datetime, certainty: str, steps: int) -> datetime | None:
         y, m = when.year - steps, when.month
     else:
         return None
-    return _mk(y, m, when.day, when.timetz(), when.tzinfo or timezone.utc)
+    return _mk(y, m, when.day, when.timetz(), when.tzinfo or UTC)
 
 
 def _resolve(y: int | None, m: int | None, d: int, t: time, tz: tzinfo, now: datetime,
@@ -188,7 +188,7 @@ def _resolve(y: int | None, m: int | None, d: int, t: time, tz: tzinfo, now: dat
     local_now = now.astimezone(tz)
     if m is not None:  # month-day: walk back years
         fallback = None
-        for k in range(0, 8):
+        for k in range(8):
             dt = _mk(local_now.year - k, m, d, t, tz)
             if dt is None or dt > limit:
                 continue
@@ -197,7 +197,7 @@ def _resolve(y: int | None, m: int | None, d: int, t: time, tz: tzinfo, now: dat
             fallback = fallback or dt
         return fallback, MONTH_DAY
     fallback = None  # day alone: walk back months
-    for k in range(0, 13):
+    for k in range(13):
         yy, mm = _back_months(local_now.year, local_now.month, k)
         dt = _mk(yy, mm, d, t, tz)
         if dt is None or dt > limit:
@@ -250,7 +250,7 @@ def _tail(text: str, pos: int, tz: tzinfo) -> tuple[time, tzinfo, int | None, in
 def _offset(s: str) -> tzinfo:
     s = s.strip()
     if s == "Z":
-        return timezone.utc
+        return UTC
     sign = -1 if s[0] == "-" else 1
     digits = s[1:].replace(":", "")
     if len(digits) <= 2:
@@ -258,7 +258,7 @@ def _offset(s: str) -> tzinfo:
     else:
         h, m = int(digits[:-2]), int(digits[-2:])
     if h > 14 or m > 59:
-        return timezone.utc
+        return UTC
     return timezone(sign * timedelta(hours=h, minutes=m))
 
 
@@ -281,7 +281,8 @@ def _candidate(name: str, m: re.Match[str], text: str, now: datetime, page_tz: t
         if word:
             back = {"きょう": 0, "今日": 0, "本日": 0, "today": 0, "きのう": 1, "昨日": 1, "昨夜": 1, "昨晩": 1,
                     "yesterday": 1, "おととい": 2, "一昨日": 2}[word]
-            return _mk(local.year, local.month, local.day, time(0), tz) - timedelta(days=back), RELATIVE, m.end()
+            day = local.date() - timedelta(days=back)
+            return datetime(day.year, day.month, day.day, tzinfo=tz), RELATIVE, m.end()
         n_s = g["n"].lower()
         n = 1 if n_s in ("a", "an", "one") else int(n_s)
         unit = g["unit"].lower()
@@ -431,8 +432,8 @@ _ISO = re.compile(
     r"(?:[T\s]+(?P<h>\d{2}):?(?P<mi>\d{2})(?::?(?P<s>\d{2})(?:[.,]\d+)?)?)?"
     r"\s*(?P<off>Z|[+-]\d{2}(?::?\d{2})?|UTC|GMT)?\s*$", _I)
 _EPOCH = re.compile(r"\s*(\d{10}|\d{13})\s*$")
-_EPOCH_MIN, _EPOCH_MAX = datetime(1995, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc)
-_MARKUP_NOW = datetime(2200, 1, 1, tzinfo=timezone.utc)  # markup values must carry a year: never resolve
+_EPOCH_MIN, _EPOCH_MAX = datetime(1995, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+_MARKUP_NOW = datetime(2200, 1, 1, tzinfo=UTC)  # markup values must carry a year: never resolve
 
 
 def parse_markup_date(value: str, tz: str) -> datetime | None:
@@ -447,7 +448,7 @@ def parse_markup_date(value: str, tz: str) -> datetime | None:
     m = _ISO.match(value)
     if m:
         off = m["off"]
-        tzi = page_tz if off is None else (timezone.utc if off.upper() in ("Z", "UTC", "GMT") else _offset(off))
+        tzi = page_tz if off is None else (UTC if off.upper() in ("Z", "UTC", "GMT") else _offset(off))
         try:
             return datetime(int(m["y"]), int(m["m"]), int(m["d"]), int(m["h"] or 0), int(m["mi"] or 0),
                             int(m["s"] or 0), tzinfo=tzi)
@@ -456,15 +457,16 @@ def parse_markup_date(value: str, tz: str) -> datetime | None:
     e = _EPOCH.match(value)
     if e:
         n = int(e.group(1))
-        dt = datetime.fromtimestamp(n / 1000 if len(e.group(1)) == 13 else n, tz=timezone.utc)
+        dt = datetime.fromtimestamp(n / 1000 if len(e.group(1)) == 13 else n, tz=UTC)
         return dt if _EPOCH_MIN <= dt <= _EPOCH_MAX else None
     if "," in value or value[:3].isalpha():
+        parsed: datetime | None
         try:
-            dt = parsedate_to_datetime(value)
+            parsed = parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
-            dt = None
-        if dt is not None:
-            return dt if dt.tzinfo is not None else dt.replace(tzinfo=page_tz)
+            parsed = None
+        if parsed is not None:
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=page_tz)
     found = find_date_detail(value, _MARKUP_NOW, tz)
     if found is not None and found.certainty == FULL:
         return found.when
