@@ -160,6 +160,13 @@ def check_http_url(url: str) -> str:
     return str(url)
 
 
+def check_language(tag: str) -> str:
+    """A BCP 47 language tag as xml:lang takes it: ja, en, en-US, zh-Hant."""
+    if not re.fullmatch(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*", tag):
+        raise ValueError(f"{tag!r} is not a language tag; write one like 'ja', 'en' or 'en-US'")
+    return tag
+
+
 def check_encoding_name(name: str) -> str:
     try:
         codecs.lookup(name)
@@ -324,6 +331,8 @@ def config_from_dict(raw: dict[str, Any], path: Path) -> Config:
         max_bytes=g.get("max_bytes", int, 5_000_000, check=_positive),
         jitter=g.get("jitter", str, timedelta(seconds=30), check=parse_duration),
     )
+    if cfg_kwargs["websub_hub"] and not base_url:
+        g.fail("websub_hub", "needs base_url too: the hub is told the feeds' public URLs")
     hosts_table = _Reader(path, g.get("hosts", dict, {}), "feedsvc.hosts")
     hosts = {h.lower(): hosts_table.get(h, str, check=parse_duration) for h in list(hosts_table.table)}
     g.finish()
@@ -373,7 +382,7 @@ def _topic(path: Path, raw: Any, where: str, defaults: dict[str, Any]) -> TopicC
     topic = TopicConfig(
         id=topic_id, title=title.strip(), sources=sources,
         subtitle=r.get("subtitle", str, None),
-        language=r.get("language", str, None),
+        language=r.get("language", str, None, check=check_language),
         timezone=timezone, interval=interval, cron=cron,
         max_entries=r.get("max_entries", int, defaults["max_entries"], check=_positive),
         include=r.strings("include"), exclude=r.strings("exclude"),

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from feedsvc import dedupe, extract, normalize, publish
+from feedsvc import dedupe, extract, normalize, publish, websub
 from feedsvc.config import Config, SourceConfig, TopicConfig
 from feedsvc.errors import FetchError, SourceError, UsageError
 from feedsvc.fetch import Fetcher, next_try_at
@@ -90,6 +90,10 @@ def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: date
             store.save(tp.plan, topic.id, now)
             entries = store.entries(topic.id, limit=topic.max_entries)
             written = publish.write_feeds(topic, entries, config)
+            if written and config.websub_hub and config.base_url:
+                # a failed ping never fails the refresh: readers still poll
+                websub.ping_hub(config.websub_hub, [config.base_url + p.name for p in written],
+                                user_agent=config.user_agent)
             result = RefreshResult(
                 topic=topic.id, entries=len(entries), new=len(tp.plan.new), updated=len(tp.plan.updated),
                 unchanged=len(tp.plan.unchanged), feed_written=bool(written), sources=tp.sources,

@@ -132,6 +132,8 @@ BAD = [
     pytest.param("[[topics]]\nid = 't'\ntitle = 'T'\ninclude = ['']\n[[topics.sources]]\nurl = 'a.txt'\n", "topics[0].include[0]", "non-empty", id="empty-keyword"),
     pytest.param("[[topics]]\nid = 't'\ntitle = 'T'\n[[topics.sources]]\nurl = 'a.txt'\nselector = 'li'\n", "topics[0].sources[0].selector", "known keys", id="source-unknown-key-lists-known"),
     pytest.param("[feedsvc\n", "", "TOML", id="not-toml"),
+    pytest.param("[feedsvc]\nwebsub_hub = 'https://hub.example.org/'\n" + GOOD_TOPIC, "feedsvc.websub_hub", "base_url", id="hub-without-base-url"),
+    pytest.param("[[topics]]\nid = 't'\ntitle = 'T'\nlanguage = 'ja jp'\n[[topics.sources]]\nurl = 'a.txt'\n", "topics[0].language", "language tag", id="bad-language-tag"),
 ]
 
 

@@ -293,3 +293,17 @@ def test_help_shows_examples() -> None:
         proc = run_cli(*args, cwd=ROOT)
         assert proc.returncode == 0
         assert "examples:" in proc.stdout and "feedsvc " in proc.stdout
+
+
+def test_websub_hub_is_pinged_when_a_feed_changes(http_server, tmp_path: Path) -> None:
+    page = http_server.route("/p", "最初の記事の要約です。\n", headers={"Content-Type": "text/plain; charset=utf-8"})
+    hub = http_server.route("/hub", "", status=204)
+    config = write_config(tmp_path, topic_toml("t", page),
+                          extra=f'base_url = "https://feeds.example.org/"\nwebsub_hub = "{hub}"')
+    pipeline.refresh(config, now=NOW)
+    pings = [h for h in http_server.hits_for("/hub") if h.method == "POST"]
+    assert len(pings) == 1
+    assert b"hub.mode=publish" in pings[0].body
+    assert b"hub.url=https%3A%2F%2Ffeeds.example.org%2Ft.atom" in pings[0].body
+    pipeline.refresh(config, now=NOW + timedelta(hours=1))  # nothing changed: no ping
+    assert len([h for h in http_server.hits_for("/hub") if h.method == "POST"]) == 1
