@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -153,7 +153,7 @@ class _DaemonThreadExecutor(BaseExecutor):
         def target() -> None:
             try:
                 events = run_job(job, job._jobstore_alias, run_times, self._logger.name)
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - as APScheduler's own executors do
                 self._run_job_error(job.id, exc, exc.__traceback__)
             else:
                 self._run_job_success(job.id, events)
@@ -189,7 +189,7 @@ class Daemon:
                 # that is refreshed late beats one that waits a whole period (a daily cron).
                 "misfire_grace_time": None,
             },
-            timezone=timezone.utc,
+            timezone=UTC,
         )
 
     # -- jobs
@@ -197,7 +197,7 @@ class Daemon:
     def _add_job(self, topic: TopicConfig, config: Config, *, run_now: bool) -> None:
         kwargs: dict[str, Any] = {}
         if run_now:
-            kwargs["next_run_time"] = datetime.now(timezone.utc)
+            kwargs["next_run_time"] = datetime.now(UTC)
         self.scheduler.add_job(self.refresh_topic, make_trigger(topic, config), args=[topic.id], id=topic.id,
                                name=f"refresh {topic.id}", replace_existing=True, **kwargs)
 
@@ -249,7 +249,7 @@ class Daemon:
             started = time.monotonic()
             if started - asked > 1:
                 log.info("%s: waited %.1fs for the state lock", topic_id, started - asked)
-            results = refresh(config, [topic_id], now=datetime.now(timezone.utc))
+            results = refresh(config, [topic_id], now=datetime.now(UTC))
             seconds = time.monotonic() - started
         for result in results:
             log_result(result, result.seconds or seconds)

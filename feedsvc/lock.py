@@ -20,9 +20,10 @@ import os
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from feedsvc.errors import LockedError
 
@@ -83,7 +84,7 @@ class StateLock:
             os.close(fd)
             raise
         self._fd = fd
-        since = datetime.fromtimestamp(time.time(), timezone.utc).isoformat(timespec="seconds")
+        since = datetime.fromtimestamp(time.time(), UTC).isoformat(timespec="seconds")
         note = f"pid={os.getpid()}\nsince={since}\nwho={self.who}\n".encode("utf-8", "replace")
         try:
             os.ftruncate(fd, 0)
@@ -102,7 +103,7 @@ class StateLock:
         finally:
             os.close(fd)  # closing the descriptor drops the flock
 
-    def __enter__(self) -> StateLock:
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 

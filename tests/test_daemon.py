@@ -7,23 +7,33 @@ tests at the end run the real `python -m feedsvc run` against a real HTTP server
 
 from __future__ import annotations
 
+import configparser
+import json
 import logging
 import os
+import re
+import shlex
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import feedparser
 import pytest
 
 from feedsvc import daemon as daemon_mod
-from feedsvc.config import load_config
+from feedsvc.config import check_cron, load_config
 from feedsvc.daemon import Daemon, crontab_trigger, crontab_weekdays, make_trigger
+from feedsvc.errors import ConfigError
 from feedsvc.lock import StateLock
 from feedsvc.model import RefreshResult, SourceOutcome
 
@@ -135,7 +145,7 @@ def make_daemon(tmp_path: Path, recorder: Recorder):
 
 # --------------------------------------------------------------------------- triggers
 
-TUESDAY = datetime(2026, 1, 20, 3, 1, tzinfo=timezone.utc)  # 12:01 in Tokyo, a Tuesday
+TUESDAY = datetime(2026, 1, 20, 3, 1, tzinfo=UTC)  # 12:01 in Tokyo, a Tuesday
 
 
 def fire_times(trigger: Any, start: datetime, n: int = 3) -> list[str]:
@@ -190,7 +200,7 @@ def test_interval_and_cron_topics_get_their_own_triggers(tmp_path: Path) -> None
         topic("hourly"), topic("quick", interval="30s"), topic("morning", cron="0 7 * * *", timezone="Asia/Tokyo"),
     ], interval="1h", jitter="10s")
     config = load_config(path)
-    start = datetime.now(timezone.utc)  # an interval counts from when its trigger is made
+    start = datetime.now(UTC)  # an interval counts from when its trigger is made
     hourly = make_trigger(config.topic("hourly"), config)  # type: ignore[arg-type]
     first = hourly.get_next_fire_time(None, start)
     # one hour, plus 0-10 s of jitter (plus slack for a slow machine, never near the next hour)
@@ -199,8 +209,8 @@ def test_interval_and_cron_topics_get_their_own_triggers(tmp_path: Path) -> None
     assert start + timedelta(seconds=30) <= quick.get_next_fire_time(None, start) <= start + timedelta(seconds=100)
     morning = make_trigger(config.topic("morning"), config)  # type: ignore[arg-type]
     fire = morning.get_next_fire_time(None, TUESDAY)
-    assert fire.astimezone(timezone.utc) >= datetime(2026, 1, 20, 22, 0, tzinfo=timezone.utc)  # 07:00 JST
-    assert fire.astimezone(timezone.utc) <= datetime(2026, 1, 20, 22, 0, 10, tzinfo=timezone.utc)
+    assert fire.astimezone(UTC) >= datetime(2026, 1, 20, 22, 0, tzinfo=UTC)  # 07:00 JST
+    assert fire.astimezone(UTC) <= datetime(2026, 1, 20, 22, 0, 10, tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------- the job
@@ -268,9 +278,8 @@ def test_the_job_holds_the_state_lock_while_it_refreshes(make_daemon, recorder: 
     try:
         assert recorder.entered.wait(WAIT)
         assert read_holder(d.config.lock_path)["who"] == "feedsvc run, topic t"
-        with pytest.raises(LockedError):
-            with StateLock(d.config.lock_path, timeout=0):
-                pass
+        with pytest.raises(LockedError), StateLock(d.config.lock_path, timeout=0):
+            pass
     finally:
         recorder.gate.set()
         worker.join(WAIT)
@@ -285,7 +294,7 @@ def test_jobs_have_stable_ids_coalesce_and_one_instance(make_daemon, recorder: R
     assert set(jobs) == {"a", "b"}
     for job in jobs.values():
         assert job.coalesce is True and job.max_instances == 1
-        assert job.next_run_time > datetime.now(timezone.utc) + timedelta(seconds=5)  # no initial refresh
+        assert job.next_run_time > datetime.now(UTC) + timedelta(seconds=5)  # no initial refresh
     assert recorder.calls == []
 
 
@@ -309,7 +318,7 @@ def test_reload_adds_removes_and_reschedules_topics(make_daemon, tmp_path: Path,
     after = {j.id: j for j in d.scheduler.get_jobs()}
     assert set(after) == {"keep", "move", "new"}
     assert after["keep"].next_run_time == before["keep"]  # untouched
-    assert after["move"].next_run_time.astimezone(timezone.utc).strftime("%H:%M") == "06:00"
+    assert after["move"].next_run_time.astimezone(UTC).strftime("%H:%M") == "06:00"
     assert [t.id for t in d.config.topics] == ["keep", "move", "new"]
     assert any("added: new; removed: drop; rescheduled: move" in r.getMessage() for r in caplog.records)
 
@@ -475,8 +484,8 @@ class DaemonProcess:
 def start_daemon(tmp_path: Path):
     running: list[DaemonProcess] = []
 
-    def start(config: Path, *args: str, argv: list[str] | None = None) -> DaemonProcess:
-        d = DaemonProcess(argv or feedsvc_argv(config, "run", *args), tmp_path)
+    def start(config: Path, *args: str, argv: list[str] | None = None, options: tuple[str, ...] = ()) -> DaemonProcess:
+        d = DaemonProcess(argv or feedsvc_argv(config, *options, "run", *args), tmp_path)
         running.append(d)
         return d
 
@@ -495,7 +504,7 @@ def test_daemon_feed_follows_the_page_and_sigterm_ends_it_cleanly(tmp_path: Path
     url = serve_stories(http_server, "/list", [1, 2])
     cfg = write_config(tmp_path / "config.toml", [live_topic("news", url)])
     feed = tmp_path / "feeds" / "news.atom"
-    d = start_daemon(cfg)
+    d = start_daemon(cfg, options=("--log-format", "json"))
     wait_for(lambda: feed_titles(feed) == titles([1, 2]), what="the first feed")
     first_ids = feed_ids(feed)
     serve_stories(http_server, "/list", [2, 3, 4])  # 1 scrolled off the page, 3 and 4 are new
@@ -503,21 +512,47 @@ def test_daemon_feed_follows_the_page_and_sigterm_ends_it_cleanly(tmp_path: Path
     assert {t: i for t, i in feed_ids(feed).items() if t in first_ids} == first_ids  # ids never change
     d.wait_log("news: 4 entries, 2 new, 0 updated, 0 failed sources")
     assert d.stop(signal.SIGTERM) == 0
-    log = d.log()
-    assert "SIGTERM: stopping" in log and "Traceback" not in log
+    records = [json.loads(line) for line in d.log().splitlines()]  # --log-format json: every line
+    messages = [r["message"] for r in records]
+    assert "SIGTERM: stopping" in messages and not any("exception" in r for r in records)
+    refreshes = [r for r in records if r["logger"] == "feedsvc.daemon" and "duration_s" in r]
+    assert {"topic": "news", "entries": 4, "new": 2, "updated": 0, "failed_sources": 0}.items() <= refreshes[-1].items()
+    assert all(r["level"] == "info" for r in refreshes)
+    assert not [r for r in records if r["logger"].startswith("apscheduler") and r["level"] == "info"]
     assert_lock_free(cfg)
     assert feed_titles(feed) == titles([1, 2, 3, 4])
     assert not [p.name for p in feed.parent.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
-def test_sigint_stops_it_too(tmp_path: Path, http_server, start_daemon) -> None:
+def test_sigint_stops_it_too_and_serve_serves_the_feeds_meanwhile(tmp_path: Path, http_server,
+                                                                     start_daemon) -> None:
+    pytest.importorskip("feedsvc.serve")
     cfg = write_config(tmp_path / "config.toml", [live_topic("news", serve_stories(http_server, "/l", [1]))])
-    d = start_daemon(cfg, "--no-initial-refresh")
-    d.wait_log("feedsvc run:")
+    (tmp_path / "feeds").mkdir()
+    (tmp_path / "feeds" / "hello.atom").write_bytes(b'<feed xmlns="http://www.w3.org/2005/Atom"/>')
+    port = free_port()
+    d = start_daemon(cfg, "--no-initial-refresh", "--serve", "--host", "127.0.0.1", "--port", str(port))
+    d.wait_log(f"on http://127.0.0.1:{port}/")
+    status, headers, body = get(f"http://127.0.0.1:{port}/hello.atom")
+    assert status == 200 and body.startswith(b"<feed")
+    assert headers["Content-Type"].startswith("application/atom+xml")
     assert d.stop(signal.SIGINT) == 0
     assert "SIGINT: stopping" in d.log()
+    with socket.socket() as s:  # nobody listens on the port any more (TIME_WAIT is allowed, as for any server)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
 
 
+def test_serve_on_a_busy_port_is_one_clear_error(tmp_path: Path, http_server) -> None:
+    pytest.importorskip("feedsvc.serve")
+    from feedsvc.errors import FeedsvcError
+
+    host, port = http_server.httpd.server_address[:2]
+    with pytest.raises(FeedsvcError, match=f"cannot serve .*feeds on {host}:{port}: "):
+        daemon_mod.start_server(tmp_path / "feeds", host, port)
+
+
+@pytest.mark.slow
 def test_sigterm_abandons_a_refresh_in_flight_and_keeps_the_feed_whole(tmp_path: Path, http_server,
                                                                        start_daemon) -> None:
     serve_stories(http_server, "/list", [1, 2, 3])
@@ -552,6 +587,7 @@ def test_sigterm_abandons_a_refresh_in_flight_and_keeps_the_feed_whole(tmp_path:
     assert not [p.name for p in feed.parent.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_a_one_shot_refresh_beside_the_daemon_loses_nothing(tmp_path: Path, http_server, start_daemon) -> None:
     """The page shows only the latest stories; every refresh, daemon's or cron's, must keep all it saw."""
     current: dict[str, bytes] = {}
@@ -577,7 +613,7 @@ def test_a_one_shot_refresh_beside_the_daemon_loses_nothing(tmp_path: Path, http
     seen_ids = feed_ids(feed)
     for newest in (3, 4):
         show([newest - 1, newest])  # a sliding window: older stories leave the page
-        one_shot = subprocess.run(feedsvc_argv(cfg, "refresh"), cwd=tmp_path, capture_output=True,
+        one_shot = subprocess.run(feedsvc_argv(cfg, "refresh"), check=False, cwd=tmp_path, capture_output=True,
                                   text=True, timeout=60)
         assert one_shot.returncode == 0, one_shot.stderr
         ids = feed_ids(feed)
@@ -611,26 +647,16 @@ def test_sighup_adds_a_topic_and_refuses_a_broken_config(tmp_path: Path, http_se
     assert "topics[2]" in d.log()  # the refusal names the key
 
 
-def test_run_with_a_broken_config_exits_2_at_once(tmp_path: Path) -> None:
+def test_run_refuses_a_broken_config_before_installing_anything(tmp_path: Path) -> None:
     cfg = tmp_path / "config.toml"
     cfg.write_text("[feedsvc]\ninterval = \"often\"\n", encoding="utf-8")
-    result = subprocess.run(feedsvc_argv(cfg, "run"), cwd=tmp_path, capture_output=True, text=True, timeout=30)
-    assert result.returncode == 2
-    assert "interval" in result.stderr
+    before = signal.getsignal(signal.SIGHUP)
+    with pytest.raises(ConfigError, match="interval"):
+        daemon_mod.run(cfg)
+    assert signal.getsignal(signal.SIGHUP) == before
 
 
 # --------------------------------------------------------------------------- deployment snippets (deploy/)
-
-import configparser  # noqa: E402
-import re  # noqa: E402
-import shlex  # noqa: E402
-import shutil  # noqa: E402
-import socket  # noqa: E402
-import urllib.error  # noqa: E402
-import urllib.request  # noqa: E402
-
-from feedsvc.config import check_cron  # noqa: E402
-from feedsvc.errors import ConfigError  # noqa: E402
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 SRV = "/srv/feedsvc"  # where the snippets install feedsvc; tests put it under tmp_path
@@ -670,13 +696,13 @@ def test_crontab_line_refreshes_quietly_and_speaks_up_on_failure(tmp_path: Path,
     url = serve_stories(http_server, "/list", [1, 2])
     root = install_like_srv(tmp_path, [live_topic("news", url)])
     shell_command = command.replace(SRV, str(root))
-    run = subprocess.run(["/bin/sh", "-c", shell_command], env=cron_env(tmp_path), capture_output=True,
+    run = subprocess.run(["/bin/sh", "-c", shell_command], check=False, env=cron_env(tmp_path), capture_output=True,
                          text=True, timeout=60)
     assert (run.returncode, run.stdout, run.stderr) == (0, "", "")  # cron mails nothing
     assert feed_titles(root / "feeds" / "news.atom") == titles([1, 2])
 
     http_server.route("/list", "gone", status=404)  # (a 404 is not retried: one quick failure)
-    run = subprocess.run(["/bin/sh", "-c", shell_command], env=cron_env(tmp_path), capture_output=True,
+    run = subprocess.run(["/bin/sh", "-c", shell_command], check=False, env=cron_env(tmp_path), capture_output=True,
                          text=True, timeout=60)
     assert run.returncode == 1 and url in run.stderr  # cron mails this
     assert feed_titles(root / "feeds" / "news.atom") == titles([1, 2])  # the feed keeps its entries
@@ -712,7 +738,7 @@ def test_systemd_unit_starts_reloads_and_stops_the_daemon(tmp_path: Path, http_s
                                         live_topic("two", serve_stories(http_server, "/b", [2]))],
                  output_dir="feeds", state="state/feedsvc.sqlite")
     reload_argv = shlex.split(service["ExecReload"].replace("$MAINPID", str(d.proc.pid)))
-    assert subprocess.run(reload_argv, timeout=30).returncode == 0  # `systemctl reload feedsvc`
+    assert subprocess.run(reload_argv, check=False, timeout=30).returncode == 0  # `systemctl reload feedsvc`
     wait_for(lambda: feed_titles(root / "feeds" / "two.atom") == titles([2]), what="the reloaded topic's feed")
     assert d.stop(signal.SIGTERM, timeout=float(service["TimeoutStopSec"])) == 0  # `systemctl stop feedsvc`
     assert_lock_free(root / "config.toml")
@@ -720,7 +746,7 @@ def test_systemd_unit_starts_reloads_and_stops_the_daemon(tmp_path: Path, http_s
 
 def nginx_types() -> dict[str, str]:
     """extension -> media type, from the `types { ... }` block of deploy/nginx.conf."""
-    block = re.search(r"types\s*\{(.*?)\}", (DEPLOY / "nginx.conf").read_text(), re.S)
+    block = re.search(r"types\s*\{(.*?)\}", (DEPLOY / "nginx.conf").read_text(), re.DOTALL)
     assert block, "deploy/nginx.conf has no types block"
     out = {}
     for line in block.group(1).strip().split(";"):
@@ -800,7 +826,7 @@ http {{
 """, encoding="utf-8")
     nginx = [shutil.which("nginx") or "nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
              "-e", "stderr"]
-    check = subprocess.run([*nginx, "-t"], capture_output=True, text=True, timeout=30)
+    check = subprocess.run([*nginx, "-t"], check=False, capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stderr
     proc = subprocess.Popen(nginx, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

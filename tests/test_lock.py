@@ -73,9 +73,8 @@ def holder(lock_path: Path, holder_factory) -> Holder:
 
 
 def test_second_process_waits_bounded_then_fails_naming_the_holder(lock_path: Path, holder: Holder) -> None:
-    with pytest.raises(LockedError) as info:
-        with StateLock(lock_path, timeout=0.3, who="me"):
-            pytest.fail("took a lock another process holds")
+    with pytest.raises(LockedError) as info, StateLock(lock_path, timeout=0.3, who="me"):
+        pytest.fail("took a lock another process holds")
     message = str(info.value)
     assert str(lock_path) in message
     assert f"pid {holder.proc.pid}" in message
@@ -93,7 +92,7 @@ def test_waiter_gets_the_lock_when_the_holder_finishes_in_time(lock_path: Path, 
         try:
             with StateLock(lock_path, timeout=20, who="waiter"):
                 got.set()
-        except BaseException as exc:  # reported below, not swallowed
+        except BaseException as exc:  # noqa: BLE001 - reported below, not swallowed
             errors.append(exc)
 
     t = threading.Thread(target=wait_for_it)
@@ -152,16 +151,14 @@ def test_holder_note_is_written_while_held_and_cleared_after(lock_path: Path) ->
 def test_cancel_ends_the_wait_early(lock_path: Path, holder: Holder) -> None:
     cancel = threading.Event()
     threading.Timer(0.2, cancel.set).start()
-    with pytest.raises(LockedError, match="gave up waiting"):
-        with StateLock(lock_path, timeout=60, cancel=cancel):
-            pass
+    with pytest.raises(LockedError, match="gave up waiting"), StateLock(lock_path, timeout=60, cancel=cancel):
+        pass
 
 
 def test_one_instance_is_not_reentrant(lock_path: Path) -> None:
     lock = StateLock(lock_path, timeout=0)
-    with lock:
-        with pytest.raises(RuntimeError):
-            lock.acquire()
+    with lock, pytest.raises(RuntimeError):
+        lock.acquire()
     assert not lock.held
     with StateLock(lock_path, timeout=0):  # and it really was released
         pass
@@ -174,7 +171,7 @@ def test_cli_refresh_exits_3_naming_the_holder_when_locked(tmp_path: Path, holde
                       'sources = [{url = "http://127.0.0.1:9/never-fetched"}]\n', encoding="utf-8")
     h = holder_factory(tmp_path / "state" / "feedsvc.sqlite.lock")
     result = subprocess.run([sys.executable, "-m", "feedsvc", "--config", str(config), "--quiet", "refresh",
-                             "--lock-timeout", "0.3"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+                             "--lock-timeout", "0.3"], check=False, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 3, result.stderr
     assert f"pid {h.proc.pid} (test-holder --topic x)" in result.stderr
     assert str(tmp_path / "state" / "feedsvc.sqlite.lock") in result.stderr
