@@ -12,17 +12,22 @@ stop the run.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from feedsvc import dedupe, extract, normalize, publish, websub
-from feedsvc.config import Config, SourceConfig, TopicConfig
-from feedsvc.errors import FetchError, SourceError, UsageError
+from feedsvc.config import Config, Selectors, SourceConfig, TopicConfig
+from feedsvc.errors import SourceError, UsageError
 from feedsvc.fetch import Fetcher, next_try_at
 from feedsvc.model import Entry, Item, NotModified, Page, RawItem, RefreshResult, SourceOutcome, SourceState
 from feedsvc.normalize import NormalizeContext, fold
@@ -139,33 +144,127 @@ def gather_sources(config: Config, topics: Sequence[TopicConfig], store: Store, 
         jobs.append((source, state))
     if not jobs:
         return by_source
-    with make_fetcher(config) as fetcher:
-        done = 0
+
+    def settle(source: SourceConfig, answer: NotModified | SourceError | Parsed) -> None:
+        state = states[source.url]
+        by_source[source.url] = settle_source(source, state, answer, now=now)
+        if record:
+            store.save_source_state(state)
+
+    with make_fetcher(config) as fetcher, Parser(parse_workers(len(jobs))) as parser:
+        fetched = 0
         for source, answer in fetcher.fetch_many(jobs, now=now, force=force):
-            topic = sources[source.url][1]
-            state = states[source.url]
-            by_source[source.url] = read_source(source, topic, state, answer, now=now)
-            if record:
-                store.save_source_state(state)
-            done += 1
+            fetched += 1
             if progress:
-                progress(f"{done}/{len(jobs)} {source.url}")
+                progress(f"{fetched}/{len(jobs)} {source.url}")
+            if isinstance(answer, Page):
+                parser.submit(source, answer, sources[source.url][1].language)
+            else:
+                settle(source, answer)
+        for source, parsed in parser.results():
+            settle(source, parsed)
     return by_source
 
 
-def read_source(source: SourceConfig, topic: TopicConfig, state: SourceState,
-                answer: Page | NotModified | FetchError, *, now: datetime) -> SourceItems:
-    """Turn one fetch answer into items, updating `state` in place (validators, health)."""
+# A page is parsed in well under a second; this bounds a pathological one (pages are
+# already capped at max_bytes by fetch). Enforced where pages go to worker processes.
+PARSE_TIMEOUT = 60.0
+
+
+def parse_workers(pages: int) -> int:
+    """Processes for parsing: Beautiful Soup and lxml hold the GIL, so threads would not help.
+
+    FEEDSVC_WORKERS overrides the default (the number of CPUs); a refresh of a few pages
+    parses in-process, where starting workers would cost more than it saves.
+    """
+    wanted = int(os.environ.get("FEEDSVC_WORKERS") or os.cpu_count() or 1)
+    return 1 if pages < 4 else max(1, min(wanted, pages))
+
+
+def parse_page(page: Page, selectors: Selectors | None, timezone: str, language: str | None
+               ) -> list[Item] | SourceError:
+    """extract + normalize one page. Runs in a worker process: returns errors instead of raising."""
+    try:
+        raws = extract.extract_items(page, selectors)
+        return normalize.normalize_items(raws, NormalizeContext(
+            page_url=page.url, fetched_at=page.fetched_at, timezone=timezone, language=language))
+    except SourceError as exc:
+        return exc
+    except Exception as exc:  # a bug, but one page must not cost every other feed its refresh
+        log.error("could not parse %s", page.url, exc_info=True)
+        return SourceError("parse", f"{type(exc).__name__}: {exc}")
+
+
+@dataclass
+class Parsed:
+    """A fetched page's items (or why there are none) and its validators, kept only on success."""
+
+    result: list[Item] | SourceError
+    etag: str | None
+    last_modified: str | None
+
+
+class Parser:
+    """Parses pages as they arrive: in-process for one worker, else in a process pool."""
+
+    def __init__(self, workers: int) -> None:
+        self.pool: ProcessPoolExecutor | None = None
+        self.pending: list[tuple[SourceConfig, Page, Future[list[Item] | SourceError]]] = []
+        self.done: list[tuple[SourceConfig, Parsed]] = []
+        if workers > 1:
+            # forkserver: workers fork from a clean process that already imported the steps,
+            # not from this one with its fetch threads and open SQLite handle.
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["feedsvc.pipeline"])
+            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+
+    def submit(self, source: SourceConfig, page: Page, language: str | None) -> None:
+        args = (page, source.selectors, source.timezone, language)
+        if self.pool is None:
+            self.done.append((source, Parsed(parse_page(*args), page.etag, page.last_modified)))
+        else:
+            self.pending.append((source, page, self.pool.submit(parse_page, *args)))
+
+    def results(self) -> Iterator[tuple[SourceConfig, Parsed]]:
+        yield from self.done
+        deadline = time.monotonic() + PARSE_TIMEOUT
+        for source, page, future in self.pending:
+            result: list[Item] | SourceError
+            try:
+                # every page had its chance since submission; the clock runs for the batch
+                result = future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except FutureTimeout:
+                result = SourceError("parse", f"parsing took longer than {PARSE_TIMEOUT:.0f}s; page skipped")
+            except BrokenProcessPool as exc:
+                result = SourceError("parse", f"the parser process died ({exc})")
+            deadline = max(deadline, time.monotonic() + PARSE_TIMEOUT / 10)
+            yield source, Parsed(result, page.etag, page.last_modified)
+
+    def __enter__(self) -> Parser:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            # a stuck worker (timeout above) must not keep the refresh alive
+            for process in list(getattr(self.pool, "_processes", {}).values()):
+                if process.is_alive() and any(not f.done() for _, _, f in self.pending):
+                    process.kill()
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def settle_source(source: SourceConfig, state: SourceState,
+                  answer: NotModified | SourceError | Parsed, *, now: datetime) -> SourceItems:
+    """Turn one source's answer into its outcome, updating `state` in place (validators, health)."""
     url = source.url
     if isinstance(answer, NotModified):
         mark_success(state, now)
         return SourceItems(SourceOutcome(url, "not-modified", items=state.last_item_count or 0))
     try:
-        if isinstance(answer, FetchError):
+        if isinstance(answer, SourceError):
             raise answer
-        raws = extract.extract_items(answer, source.selectors)
-        items = normalize.normalize_items(raws, NormalizeContext(
-            page_url=answer.url, fetched_at=now, timezone=source.timezone, language=topic.language))
+        if isinstance(answer.result, SourceError):
+            raise answer.result
+        items = answer.result
         if not items:
             if state.last_item_count:
                 raise SourceError("drift", f"found no items where the last good fetch found "

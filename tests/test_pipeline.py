@@ -1,0 +1,182 @@
+"""The pipeline's own promises: failures are data, validators are kept, parsing may use processes."""
+
+from __future__ import annotations
+
+import random
+
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import feedparser
+import pytest
+
+from atomcheck import assert_valid_atom
+from feedsvc import pipeline
+from feedsvc.config import Config, load_config
+
+NOW = datetime(2026, 3, 1, 0, 0, tzinfo=timezone.utc)
+
+
+WORDS = ("政府", "停戦", "交渉", "選挙", "経済", "物価", "宇宙", "研究", "大学", "鉄道", "台風", "港湾", "漁業",
+         "医療", "病院", "学校", "議会", "予算", "輸出", "株価", "観光", "空港", "電力", "農業", "裁判", "警察")
+
+
+def story(tag: str, i: int, words: int) -> str:
+    """A sentence of its own for each (tag, i): pages made of near-identical lines would be near-duplicates."""
+    rng = random.Random(f"{tag}/{i}")
+    return "の".join(rng.sample(WORDS, words)) + f"について{tag}が伝えた"
+
+
+def listing(n: int, tag: str) -> str:
+    cards = "\n".join(
+        f'<li class="card"><h3><a href="/{tag}/article-{i}.html">{story(tag, i, 4)}</a></h3>'
+        f'<p>{story(tag, i, 9)}。詳しくは本文で。</p><time datetime="2026-02-{i + 1:02d}T09:00:00+09:00">'
+        f'2月{i + 1}日</time></li>' for i in range(n))
+    return (f"<html><head><title>{tag}</title></head><body><nav><a href='/'>トップ</a><a href='/a'>社会</a></nav>"
+            f"<ul class='cards'>{cards}</ul><footer><a href='/about'>会社案内</a></footer></body></html>")
+
+
+def conditional(body: bytes, etag: str):
+    """A handler that answers 304 to a matching If-None-Match, like a real server."""
+
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        if h.headers.get("If-None-Match") == etag:
+            h.send_response(304)
+            h.send_header("ETag", etag)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
+        h.send_response(200)
+        h.send_header("Content-Type", "text/html; charset=utf-8")
+        h.send_header("ETag", etag)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    return handle
+
+
+def make_config(tmp_path: Path, urls: dict[str, list[str]], extra: str = "") -> Config:
+    text = f'[feedsvc]\nhost_delay = "0s"\nformats = ["atom", "json"]\n{extra}\n'
+    for topic, sources in urls.items():
+        text += f'[[topics]]\nid = "{topic}"\ntitle = "{topic}"\nlanguage = "ja"\ntimezone = "Asia/Tokyo"\n'
+        for url in sources:
+            text += f'[[topics.sources]]\nurl = "{url}"\n'
+    (tmp_path / "config.toml").write_text(text, encoding="utf-8")
+    return load_config(tmp_path / "config.toml")
+
+
+def feed_ids(path: Path) -> list[str]:
+    data = path.read_bytes()
+    assert_valid_atom(data)
+    return [e.id for e in feedparser.parse(data).entries]
+
+
+def test_worker_processes_give_the_same_feeds_as_one(http_server, tmp_path: Path, monkeypatch) -> None:
+    urls = {f"t{i}": [http_server.route(f"/p{i}", listing(8, f"p{i}"),
+                                        headers={"Content-Type": "text/html; charset=utf-8"})]
+            for i in range(6)}
+    outputs = {}
+    for workers in ("1", "2"):
+        monkeypatch.setenv("FEEDSVC_WORKERS", workers)
+        work = tmp_path / f"w{workers}"
+        work.mkdir()
+        config = make_config(work, urls)
+        assert pipeline.parse_workers(6) == int(workers)
+        results = pipeline.refresh(config, now=NOW)
+        assert [r.new for r in results] == [8] * 6 and not any(r.failures for r in results)
+        outputs[workers] = {p.name: p.read_bytes() for p in sorted(config.output_dir.glob("t*.*"))}
+    assert outputs["1"] == outputs["2"]
+    assert len(outputs["2"]) == 12
+
+
+def test_304_costs_no_parse_and_no_write(http_server, tmp_path: Path) -> None:
+    body = listing(5, "c").encode()
+    url = http_server.route("/c", handler=conditional(body, '"v1"'))
+    config = make_config(tmp_path, {"c": [url]})
+    pipeline.refresh(config, now=NOW)
+    feed = config.output_dir / "c.atom"
+    mtime = feed.stat().st_mtime_ns
+    results = pipeline.refresh(config, now=NOW + timedelta(hours=1))
+    assert results[0].sources[0].status == "not-modified"
+    assert results[0].entries == 5 and not results[0].feed_written
+    assert http_server.hits_for("/c")[-1].headers.get("If-None-Match") == '"v1"'
+    assert feed.stat().st_mtime_ns == mtime
+
+
+def test_failing_source_keeps_its_entries_and_backs_off(http_server, tmp_path: Path) -> None:
+    url = http_server.route("/f", listing(4, "f"), headers={"Content-Type": "text/html; charset=utf-8"})
+    config = make_config(tmp_path, {"f": [url]})
+    pipeline.refresh(config, now=NOW)
+    ids = feed_ids(config.output_dir / "f.atom")
+    assert len(ids) == 4
+
+    http_server.route("/f", "down", status=500)
+    later = NOW + timedelta(hours=1)
+    result = pipeline.refresh(config, now=later)[0]
+    assert result.failures and "500" in result.failures[0].error
+    assert feed_ids(config.output_dir / "f.atom") == ids  # the feed keeps every entry
+
+    # backed off: the next run soon after does not even ask the server
+    hits = len(http_server.hits_for("/f"))
+    result = pipeline.refresh(config, now=later + timedelta(minutes=1))[0]
+    assert result.sources[0].status == "skipped" and len(http_server.hits_for("/f")) == hits
+    # --force asks anyway
+    result = pipeline.refresh(config, now=later + timedelta(minutes=2), force=True)[0]
+    assert result.sources[0].status == "failed" and len(http_server.hits_for("/f")) > hits
+
+
+def test_a_page_that_lost_its_listing_is_drift_not_an_empty_feed(http_server, tmp_path: Path) -> None:
+    url = http_server.route("/d", listing(6, "d"), headers={"Content-Type": "text/html; charset=utf-8"})
+    config = make_config(tmp_path, {"d": [url]})
+    pipeline.refresh(config, now=NOW)
+    ids = feed_ids(config.output_dir / "d.atom")
+    http_server.route("/d", "<html><body><p>メンテナンス中です</p></body></html>",
+                      headers={"Content-Type": "text/html; charset=utf-8"})
+    result = pipeline.refresh(config, now=NOW + timedelta(hours=1))[0]
+    assert result.failures and result.failures[0].error.startswith("drift:")
+    assert "6" in result.failures[0].error
+    assert feed_ids(config.output_dir / "d.atom") == ids
+
+
+def test_a_page_with_no_listing_is_reported_never_invented(http_server, tmp_path: Path) -> None:
+    url = http_server.route("/e", "<html><body><p>ようこそ</p><a href='/'>トップ</a></body></html>",
+                            headers={"Content-Type": "text/html; charset=utf-8"})
+    config = make_config(tmp_path, {"e": [url]})
+    result = pipeline.refresh(config, now=NOW)[0]
+    assert result.entries == 0
+    assert result.failures and result.failures[0].error.startswith("empty:")
+
+
+def test_same_story_on_two_topics_has_one_id(http_server, tmp_path: Path) -> None:
+    a = http_server.route("/a", listing(3, "s"), headers={"Content-Type": "text/html; charset=utf-8"})
+    b = http_server.route("/b", listing(3, "s").replace("/s/", "/mirror/s/"),  # other URLs, same stories
+                          headers={"Content-Type": "text/html; charset=utf-8"})
+    config = make_config(tmp_path, {"one": [a], "two": [b]})
+    pipeline.refresh(config, now=NOW)
+    one, two = feed_ids(config.output_dir / "one.atom"), feed_ids(config.output_dir / "two.atom")
+    assert len(one) == 3 and sorted(one) == sorted(two)
+
+
+def test_dry_run_writes_nothing(http_server, tmp_path: Path) -> None:
+    url = http_server.route("/x", listing(3, "x"), headers={"Content-Type": "text/html; charset=utf-8"})
+    config = make_config(tmp_path, {"x": [url]})
+    plans = pipeline.plan_topics(config, now=NOW)
+    assert [len(p.plan.new) for p in plans] == [3]
+    assert not config.state.exists() and not config.output_dir.exists()
+    pipeline.refresh(config, now=NOW)
+    http_server.route("/x", listing(4, "x"), headers={"Content-Type": "text/html; charset=utf-8"})
+    state_before = config.state.read_bytes()
+    plans = pipeline.plan_topics(config, now=NOW + timedelta(hours=1))
+    assert [len(p.plan.new) for p in plans] == [1]
+    assert config.state.read_bytes() == state_before
+
+
+@pytest.mark.parametrize("topics,expected", [
+    pytest.param(None, ["a", "b"], id="all"),
+    pytest.param(["b"], ["b"], id="one"),
+])
+def test_select_topics(tmp_path: Path, topics, expected) -> None:
+    config = make_config(tmp_path, {"a": ["https://example.org/a"], "b": ["https://example.org/b"]})
+    assert [t.id for t in pipeline.select_topics(config, topics)] == expected
