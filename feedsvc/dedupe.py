@@ -382,7 +382,8 @@ def find_stored(item_keys: Iterable[str], folded: str, store: StoreView) -> tupl
 
     Exact keys first (index look-ups), then the LSH candidates, verified by same_story().
     """
-    hit = store.find_by_keys(sorted(item_keys))
+    # URLs before text hashes: a story's own address outranks a text another story once had
+    hit = store.find_by_keys(sorted(item_keys, key=lambda k: (k.startswith(("folded:", "text:")), k)))
     if hit is not None:
         entry, stored_folded, key = hit
         return entry, stored_folded, "same-text" if key.startswith(("folded:", "text:")) else "same-url"

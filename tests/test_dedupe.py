@@ -246,3 +246,12 @@ def test_sketch_buckets_are_stable_and_shared_by_near_duplicates():
     assert set(dedupe.buckets(a)) & set(dedupe.buckets(b))
     assert all(0 <= x < 2 ** dedupe.BUCKET_BITS for x in dedupe.buckets(a))
     assert dedupe.buckets("") == []
+
+
+def test_a_url_match_outranks_a_text_match(store, now):
+    url = "https://news.example/a/1"
+    other = "東京株式市場で日経平均株価は大幅に続伸し、半導体関連株に買いが集まった。"
+    first = refresh(store, [item(SUMMARY, 0, link=url), item(other, 1)], now)
+    by_text = {e.summary: e.id for e in first.new}
+    plan = dedupe.plan([item(other, link=url)], store, "peace", now)
+    assert [m.id for _, m in plan.updated] == [by_text[SUMMARY]]
