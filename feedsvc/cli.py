@@ -116,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--serve", action="store_true", help="also serve the feeds folder over HTTP")
     p.add_argument("--host", default="127.0.0.1", help="address for --serve (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port for --serve (default: 8080)")
+    p.add_argument("--lock-timeout", type=float, default=600.0, metavar="SECONDS",
+                   help="how long a scheduled refresh waits for another feedsvc to finish (default: 600)")
 
     p = command("preview", "Show what a page would give as entries, touching no state and no feed.")
     p.add_argument("url", metavar="URL-or-PATH", help="an http(s) URL, a file: URL or a local file")
@@ -387,7 +389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             load_config(args.config)  # refuse a bad config before starting anything
             return daemon.run(Path(args.config), initial_refresh=not args.no_initial_refresh,
-                              serve=(args.host, args.port) if args.serve else None)
+                              serve=(args.host, args.port) if args.serve else None,
+                              lock_timeout=args.lock_timeout)
         config = load_config(args.config)
         if args.command == "refresh":
             return cmd_refresh(args, config, chatty)

@@ -35,6 +35,10 @@ class LockedError(FeedsvcError):
 
     exit_code = 3
 
+    def __init__(self, message: str, *, path: object = None, holder: dict[str, str] | None = None) -> None:
+        self.path, self.holder = path, holder or {}
+        super().__init__(message)
+
 
 class SourceError(FeedsvcError):
     """One source could not be read: recorded as data, the topic goes on.

@@ -127,9 +127,7 @@ class StateLock:
             what = f"waited {self.timeout:g}s"
         err = LockedError(
             f"{self.path} is locked by {by}; {what}. Another feedsvc is writing the same state; "
-            "try again when it has finished")
-        err.path = self.path  # type: ignore[attr-defined]
-        err.holder = holder  # type: ignore[attr-defined]
+            "try again when it has finished", path=self.path, holder=holder)
         return err
 
 
