@@ -307,3 +307,42 @@ def test_websub_hub_is_pinged_when_a_feed_changes(http_server, tmp_path: Path) -
     assert b"hub.url=https%3A%2F%2Ffeeds.example.org%2Ft.atom" in pings[0].body
     pipeline.refresh(config, now=NOW + timedelta(hours=1))  # nothing changed: no ping
     assert len([h for h in http_server.hits_for("/hub") if h.method == "POST"]) == 1
+
+
+def test_status_json_after_a_failure(http_server, tmp_path: Path) -> None:
+    good = http_server.route("/ok", "要約の一行目です。\n二行目の要約です。\n", headers={"Content-Type": "text/plain"})
+    bad = http_server.route("/gone", "", status=404)
+    write_config(tmp_path, topic_toml("mixed", good, more="") + f'[[topics.sources]]\nurl = "{bad}"\n')
+    assert run_cli("refresh", cwd=tmp_path).returncode == 1
+    proc = run_cli("status", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    status = json.loads(proc.stdout)
+    (topic,) = status["topics"]
+    assert topic["id"] == "mixed" and topic["entries"] == 2
+    ok, failed = topic["sources"]
+    assert ok["url"] == good and ok["consecutive_failures"] == 0 and ok["items"] == 2 and ok["last_success"]
+    assert failed["url"] == bad and failed["consecutive_failures"] == 1 and "404" in failed["last_error"]
+    assert failed["next_try"] > failed["last_failure"]
+    table = run_cli("status", cwd=tmp_path).stdout
+    assert "FAILING x1" in table and bad in table
+
+
+def test_preview_json_touches_no_state_and_no_feed(http_server, tmp_path: Path) -> None:
+    url = http_server.route("/list", (ROOT / "examples" / "space.html").read_bytes(),
+                            headers={"Content-Type": "text/html; charset=utf-8"})
+    proc = run_cli("preview", url, "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    items = json.loads(proc.stdout)
+    assert len(items) == 10
+    assert {"title", "link", "published", "summary", "found_by"} <= set(items[0])
+    assert items[0]["link"] == "https://www.minato-shimbun.example/articles/20261124-moonlander/"
+    assert list(tmp_path.iterdir()) == []  # no state, no feeds
+    # selectors from the command line override detection
+    proc = run_cli("preview", url, "--json", "--item", "section.ranking li", "--title", "a", "--link", "a@href",
+                   cwd=tmp_path)
+    ranked = json.loads(proc.stdout)
+    assert len(ranked) == 5 and all(i["found_by"] == "selectors" for i in ranked)
