@@ -93,6 +93,7 @@ def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: date
             t0 = time.monotonic()
             tp = plan_topic(topic, by_source, store, now=now)
             store.save(tp.plan, topic.id, now)
+            joined = set(tp.plan.joined_topic)  # known stories new to this topic are new in its feed
             entries = store.entries(topic.id, limit=topic.max_entries)
             written = publish.write_feeds(topic, entries, config)
             if written and config.websub_hub and config.base_url:
@@ -100,11 +101,13 @@ def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: date
                 websub.ping_hub(config.websub_hub, [config.base_url + p.name for p in written],
                                 user_agent=config.user_agent)
             result = RefreshResult(
-                topic=topic.id, entries=len(entries), new=len(tp.plan.new), updated=len(tp.plan.updated),
+                topic=topic.id, entries=len(entries), new=len(tp.plan.new) + len(joined),
+                updated=len([1 for _, e in tp.plan.updated if e.id not in joined]),
                 unchanged=len(tp.plan.unchanged), feed_written=bool(written), sources=tp.sources,
                 seconds=time.monotonic() - t0,
             )
             results.append(result)
+        store.touch_sources([url for url, got in by_source.items() if not got.fresh], now)
         store.prune(now, config.retention)
         publish.write_indexes(config, {t.id: store.entries(t.id, limit=t.max_entries) for t in config.topics})
     log.debug("refresh of %d topic(s) took %.2fs", len(topics), time.monotonic() - started)

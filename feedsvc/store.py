@@ -81,6 +81,10 @@ MIGRATIONS: list[str] = [
         last_item_count INTEGER
     );
     """,
+    # 2: touch_sources() finds a source's stories without a scan
+    """
+    CREATE INDEX entries_source ON entries(source_url);
+    """,
 ]
 
 _ENTRY_COLS = ("id, title, title_is_derived, link, summary, summary_html, published, published_from, image, "
@@ -315,6 +319,18 @@ class Store:
         return (e.id, e.title, int(e.title_is_derived), e.link, e.summary, e.summary_html, _t(e.published),
                 e.published_from, e.image, e.source_url, e.position, _t(e.first_seen_at), _t(e.last_seen_at),
                 _t(e.updated_at))
+
+    def touch_sources(self, urls: Sequence[str], now: datetime) -> None:
+        """Sources not read this run (304, failed, backed off) still list what they listed last time:
+        keep their stories from being pruned as if they had left the page."""
+        if not urls:
+            return
+        try:
+            with self._transaction():
+                self._db.executemany("UPDATE entries SET last_seen_at = ? WHERE source_url = ? AND last_seen_at < ?",
+                                     [(_t(now), url, _t(now)) for url in urls])
+        except sqlite3.Error as ex:
+            raise StoreError(f"cannot write {self.path}: {ex}") from ex
 
     def prune(self, now: datetime, retention: timedelta) -> int:
         """Delete stories not listed on any page since now - retention. A listed story is never touched,

@@ -180,3 +180,24 @@ def test_dry_run_writes_nothing(http_server, tmp_path: Path) -> None:
 def test_select_topics(tmp_path: Path, topics, expected) -> None:
     config = make_config(tmp_path, {"a": ["https://example.org/a"], "b": ["https://example.org/b"]})
     assert [t.id for t in pipeline.select_topics(config, topics)] == expected
+
+
+def test_retention_prunes_stories_gone_from_a_page_but_not_those_of_an_unread_source(http_server,
+                                                                                        tmp_path: Path) -> None:
+    body = listing(4, "r").encode()
+    url = http_server.route("/r", handler=conditional(body, '"r1"'))
+    gone = http_server.route("/g", listing(3, "g"), headers={"Content-Type": "text/html; charset=utf-8"})
+    config = make_config(tmp_path, {"r": [url], "g": [gone]}, extra='retention = "30d"')
+    pipeline.refresh(config, now=NOW)
+    ids_r = feed_ids(config.output_dir / "r.atom")
+    # /g now lists one other story; /r answers 304 every time for 60 days
+    http_server.route("/g", listing(5, "other"), headers={"Content-Type": "text/html; charset=utf-8"})
+    for day in (20, 40, 60):
+        pipeline.refresh(config, now=NOW + timedelta(days=day))
+    assert feed_ids(config.output_dir / "r.atom") == ids_r  # unread for 60 days, still the same stories
+    # the stories that left /g were pruned after 30 days: the feed keeps what it had published,
+    # but the store forgot them
+    from feedsvc.store import Store
+
+    with Store.open(config.state) as store:
+        assert store.entry_count() == 4 + 5  # not 4 + 3 + 5
