@@ -346,3 +346,24 @@ def test_preview_json_touches_no_state_and_no_feed(http_server, tmp_path: Path) 
                    cwd=tmp_path)
     ranked = json.loads(proc.stdout)
     assert len(ranked) == 5 and all(i["found_by"] == "selectors" for i in ranked)
+
+
+def test_dry_run_lists_new_updated_and_merged(http_server, tmp_path: Path) -> None:
+    first = ("停戦協議の第三回会合が首都で開かれ、双方は捕虜交換の手順について大筋で合意した。\n"
+             "物価上昇を受けて中央銀行は政策金利を据え置くと発表し、市場の反応は限られた。\n")
+    url = http_server.route("/dr", first, headers={"Content-Type": "text/plain; charset=utf-8"})
+    write_config(tmp_path, topic_toml("dr", url))
+    assert run_cli("refresh", cwd=tmp_path).returncode == 0
+    state = (tmp_path / "state" / "feedsvc.sqlite").read_bytes()
+    edited = first.replace("大筋で合意した。", "大筋で合意した。来月にも実施する。")
+    http_server.route("/dr", edited + "台風の接近に備えて沿岸の自治体が避難所を開設した。\n"
+                      + "停戦協議の第三回会合が首都で開かれ、双方は捕虜交換の手順について大筋で合意した。\n",
+                      headers={"Content-Type": "text/plain; charset=utf-8"})
+    proc = run_cli("refresh", "--dry-run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.startswith("dr: would add 1, update 1, keep 1, merge 1 duplicate(s)")
+    assert "new      台風の接近に備えて" in out
+    assert "summary was: 停戦協議の第三回会合" in out and "来月にも実施する。" in out
+    assert "merged" in out
+    assert (tmp_path / "state" / "feedsvc.sqlite").read_bytes() == state
