@@ -83,6 +83,7 @@ class TopicConfig:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     formats: tuple[str, ...] = ("atom",)
+    icon: str | None = None  # the feed's icon; default: the first source's site icon
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,6 +388,7 @@ def _topic(path: Path, raw: Any, where: str, defaults: dict[str, Any]) -> TopicC
         max_entries=r.get("max_entries", int, defaults["max_entries"], check=_positive),
         include=r.strings("include"), exclude=r.strings("exclude"),
         formats=r.get("formats", list, defaults["formats"], check=_formats),
+        icon=r.get("icon", str, None, check=check_http_url),
     )
     r.finish()
     return topic

@@ -105,6 +105,7 @@ class SourceState:
     consecutive_failures: int = 0
     next_try_at: datetime | None = None  # backoff: do not fetch before this
     last_item_count: int | None = None  # items found on the last successful parse
+    icon: str | None = None  # the site's icon (<link rel="icon">), for the feed's <icon>
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ stop the run.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -95,7 +96,7 @@ def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: date
             store.save(tp.plan, topic.id, now)
             joined = set(tp.plan.joined_topic)  # known stories new to this topic are new in its feed
             entries = store.entries(topic.id, limit=topic.max_entries)
-            written = publish.write_feeds(topic, entries, config)
+            written = publish.write_feeds(with_icon(topic, store), entries, config)
             if written and config.websub_hub and config.base_url:
                 # a failed ping never fails the refresh: readers still poll
                 websub.ping_hub(config.websub_hub, [config.base_url + p.name for p in written],
@@ -112,6 +113,14 @@ def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: date
         publish.write_indexes(config, {t.id: store.entries(t.id, limit=t.max_entries) for t in config.topics})
     log.debug("refresh of %d topic(s) took %.2fs", len(topics), time.monotonic() - started)
     return results
+
+
+def with_icon(topic: TopicConfig, store: Store) -> TopicConfig:
+    """The topic with its feed icon: the configured one, else the first source's site icon."""
+    if topic.icon:
+        return topic
+    icon = next((i for s in topic.sources if (i := store.source_state(s.url).icon)), None)
+    return dataclasses.replace(topic, icon=icon) if icon else topic
 
 
 def plan_topics(config: Config, topic_ids: Sequence[str] | None = None, *, now: datetime,
@@ -205,6 +214,7 @@ class Parsed:
     result: list[Item] | SourceError
     etag: str | None
     last_modified: str | None
+    icon: str | None = None
 
 
 class Parser:
@@ -224,7 +234,8 @@ class Parser:
     def submit(self, source: SourceConfig, page: Page, language: str | None) -> None:
         args = (page, source.selectors, source.timezone, language)
         if self.pool is None:
-            self.done.append((source, Parsed(parse_page(*args), page.etag, page.last_modified)))
+            self.done.append((source, Parsed(parse_page(*args), page.etag, page.last_modified,
+                                             extract.page_icon(page))))
         else:
             self.pending.append((source, page, self.pool.submit(parse_page, *args)))
 
@@ -241,7 +252,7 @@ class Parser:
             except BrokenProcessPool as exc:
                 result = SourceError("parse", f"the parser process died ({exc})")
             deadline = max(deadline, time.monotonic() + PARSE_TIMEOUT / 10)
-            yield source, Parsed(result, page.etag, page.last_modified)
+            yield source, Parsed(result, page.etag, page.last_modified, extract.page_icon(page))
 
     def __enter__(self) -> Parser:
         return self
@@ -280,6 +291,7 @@ def settle_source(source: SourceConfig, state: SourceState,
         return SourceItems(SourceOutcome(url, "failed", error=str(exc)))
     mark_success(state, now)
     state.etag, state.last_modified = answer.etag, answer.last_modified
+    state.icon = answer.icon
     state.last_item_count = len(items)
     return SourceItems(SourceOutcome(url, "ok", items=len(items)), items, fresh=True)
 

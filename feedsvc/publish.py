@@ -198,6 +198,7 @@ class _Meta:
         self.language = topic.language or None
         self.hub = _http_url(config.websub_hub)
         self.urls = {fmt: feed_url(config, topic.id, fmt) for fmt in EXTENSIONS}
+        self.icon = _http_url(topic.icon)
 
 
 # --------------------------------------------------------------------------- Atom and RSS (feedgen)
@@ -252,6 +253,8 @@ def _feedgen(topic: TopicConfig, meta: _Meta, entries: list[_Checked], fmt: str)
     fg.updated(meta.updated)  # feedgen defaults to now: always set (also RSS lastBuildDate)
     fg.author({"name": meta.author})
     fg.generator("feedsvc", version=__version__, uri=PROJECT_URL)
+    if meta.icon and fmt == "atom":
+        fg.icon(meta.icon)
     if meta.language:
         fg.language(meta.language)  # xml:lang on <feed>, <language> in RSS
     if meta.urls[fmt]:
@@ -328,6 +331,7 @@ def _render_json(topic: TopicConfig, meta: _Meta, entries: list[_Checked]) -> by
         "home_page_url": meta.page if _http_url(meta.page) else None,
         "feed_url": meta.urls["json"],
         "description": meta.subtitle,
+        "favicon": meta.icon,
         "language": meta.language,
         "authors": [{"name": meta.author}],
         "hubs": [{"type": "WebSub", "url": meta.hub}] if meta.hub else None,

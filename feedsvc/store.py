@@ -85,6 +85,10 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX entries_source ON entries(source_url);
     """,
+    # 3: the site's icon, for the feed's <icon>
+    """
+    ALTER TABLE sources ADD COLUMN icon TEXT;
+    """,
 ]
 
 _ENTRY_COLS = ("id, title, title_is_derived, link, summary, summary_html, published, published_from, image, "
@@ -174,25 +178,28 @@ class Store:
     def source_state(self, url: str) -> SourceState:
         row = self._db.execute(
             "SELECT url, etag, last_modified, last_success_at, last_failure_at, last_error, "
-            "consecutive_failures, next_try_at, last_item_count FROM sources WHERE url = ?", (url,)).fetchone()
+            "consecutive_failures, next_try_at, last_item_count, icon FROM sources WHERE url = ?", (url,)).fetchone()
         return SourceState(url) if row is None else self._source(row)
 
     @staticmethod
     def _source(row: tuple) -> SourceState:
-        return SourceState(row[0], row[1], row[2], _dt(row[3]), _dt(row[4]), row[5], row[6], _dt(row[7]), row[8])
+        return SourceState(row[0], row[1], row[2], _dt(row[3]), _dt(row[4]), row[5], row[6], _dt(row[7]), row[8],
+                           row[9])
 
     def save_source_state(self, state: SourceState) -> None:
         with self._transaction():
             self._db.execute(
-                "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO sources (url, etag, last_modified, last_success_at, last_failure_at, "
+                "last_error, consecutive_failures, next_try_at, last_item_count, icon) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (state.url, state.etag, state.last_modified, _t(state.last_success_at),
                  _t(state.last_failure_at), state.last_error, state.consecutive_failures,
-                 _t(state.next_try_at), state.last_item_count))
+                 _t(state.next_try_at), state.last_item_count, state.icon))
 
     def source_states(self) -> list[SourceState]:
         rows = self._db.execute(
             "SELECT url, etag, last_modified, last_success_at, last_failure_at, last_error, "
-            "consecutive_failures, next_try_at, last_item_count FROM sources ORDER BY url").fetchall()
+            "consecutive_failures, next_try_at, last_item_count, icon FROM sources ORDER BY url").fetchall()
         return [self._source(r) for r in rows]
 
     # ------------------------------------------------------------------------------------------ entries

@@ -201,3 +201,31 @@ def test_retention_prunes_stories_gone_from_a_page_but_not_those_of_an_unread_so
 
     with Store.open(config.state) as store:
         assert store.entry_count() == 4 + 5  # not 4 + 3 + 5
+
+
+def test_feed_icon_is_the_sites_and_survives_a_304(http_server, tmp_path: Path) -> None:
+    body = listing(4, "i").replace("<head>", '<head><link rel="shortcut icon" href="/static/favicon.png">').encode()
+    url = http_server.route("/i", handler=conditional(body, '"i1"'))
+    config = make_config(tmp_path, {"i": [url]})
+    pipeline.refresh(config, now=NOW)
+    icon = http_server.url("/static/favicon.png")
+    feed = feedparser.parse((config.output_dir / "i.atom").read_bytes())
+    assert feed.feed.icon == icon
+    import json
+
+    assert json.loads((config.output_dir / "i.json").read_text())["favicon"] == icon
+    before = (config.output_dir / "i.atom").read_bytes()
+    result = pipeline.refresh(config, now=NOW + timedelta(hours=1))[0]
+    assert result.sources[0].status == "not-modified"
+    assert (config.output_dir / "i.atom").read_bytes() == before
+
+
+def test_configured_icon_wins(http_server, tmp_path: Path) -> None:
+    url = http_server.route("/j", listing(4, "j").replace("<head>", '<head><link rel="icon" href="/f.ico">'),
+                            headers={"Content-Type": "text/html; charset=utf-8"})
+    (tmp_path / "config.toml").write_text(
+        f'[feedsvc]\nhost_delay = "0s"\n[[topics]]\nid = "j"\ntitle = "J"\nicon = "https://cdn.example.org/j.png"\n'
+        f'[[topics.sources]]\nurl = "{url}"\n', encoding="utf-8")
+    config = load_config(tmp_path / "config.toml")
+    pipeline.refresh(config, now=NOW)
+    assert feedparser.parse((config.output_dir / "j.atom").read_bytes()).feed.icon == "https://cdn.example.org/j.png"

@@ -10,18 +10,49 @@ JSON Feed (structured.py); anything else -> HTML, with the config's selectors wh
 
 from __future__ import annotations
 
+import html as html_lib
 import logging
+import re
+from urllib.parse import urljoin, urlsplit
 
 from feedsvc.config import Selectors
 from feedsvc.extract import html, structured, text
 from feedsvc.extract.selectors import extract_with_selectors
 from feedsvc.model import Page, RawItem
 
-__all__ = ["explain", "extract_items"]
+__all__ = ["explain", "extract_items", "page_icon"]
 
 log = logging.getLogger(__name__)
 
 JSON_TYPES = ("application/json", "application/ld+json", "application/feed+json")
+
+
+_LINK_TAG = re.compile(r"<link\b[^>]*>", re.I)
+_ATTR = re.compile(r"""\b(rel|href)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I)
+
+
+def page_icon(page: Page) -> str | None:
+    """The site's icon from <link rel="icon"> in the page's head (absolute), or None.
+
+    A cheap scan of the first 64 KB: the icon must not cost a second parse of every page."""
+    if not page.content_type.endswith("html"):
+        return None
+    head = page.text[:65536]
+    end = head.lower().find("</head")
+    found: dict[str, str] = {}
+    for tag in _LINK_TAG.findall(head if end < 0 else head[:end]):
+        attrs = {m.group(1).lower(): next(g for g in m.groups()[1:] if g is not None) for m in _ATTR.finditer(tag)}
+        rels = set(attrs.get("rel", "").lower().split())
+        href = attrs.get("href", "").strip()
+        if href and not href.lower().startswith(("javascript:", "data:")):
+            for rel in ("icon", "apple-touch-icon"):
+                if rel in rels:
+                    found.setdefault(rel, href)
+    href = found.get("icon") or found.get("apple-touch-icon")
+    if not href:
+        return None
+    url = urljoin(page.url, html_lib.unescape(href))
+    return url if urlsplit(url).scheme in ("http", "https") else None
 
 
 def _run(page: Page, selectors: Selectors | None) -> html.Outcome:
