@@ -307,7 +307,7 @@ def cmd_preview(args: argparse.Namespace, config: Config | None) -> int:
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
     from feedsvc.store import Store
 
-    topics = []
+    topics: list[dict[str, Any]] = []
     states = {}
     counts = {}
     if config.state.exists():
@@ -331,9 +331,9 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         print(json.dumps({"state": str(config.state), "topics": topics}, ensure_ascii=False, indent=2))
         return 0
-    for t in topics:
-        print(f"{t['id']}  {t['title']}  ({t['entries']} entries in the feed)")
-        for s in t["sources"]:
+    for row in topics:
+        print(f"{row['id']}  {row['title']}  ({row['entries']} entries in the feed)")
+        for s in row["sources"]:
             health = "never fetched" if not (s["last_success"] or s["last_failure"]) else (
                 "ok" if not s["consecutive_failures"] else f"FAILING x{s['consecutive_failures']}")
             print(f"  {health:<14} {s['url']}")
