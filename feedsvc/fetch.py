@@ -235,8 +235,13 @@ class Fetcher:
         return max(self.host_delays.get(hostname, self.host_delay), host.crawl_delay)
 
     @contextmanager
-    def _turn(self, url: str, deadline: _Deadline) -> Iterator[None]:
-        """Hold the host for one request, after its minimum gap since the previous request started."""
+    def _turn(self, url: str, deadline: _Deadline, paced: bool = True) -> Iterator[None]:
+        """Hold the host for one request, after its minimum gap since the previous request started.
+
+        An unpaced request (robots.txt) still waits its turn but opens no gap: the page it guards
+        follows at once. Otherwise every host costs a full host_delay per run before its first page,
+        which made a refresh of N hosts take N / max_workers × host_delay even when all answer 304.
+        """
         hostname = (urlsplit(url).hostname or "").lower()
         host = self._host(hostname)
         waited_from = time.monotonic()
@@ -246,7 +251,8 @@ class Fetcher:
                 time.sleep(wait)
             start = time.monotonic()
             deadline.extend(start - waited_from)  # queueing for politeness is not the server's time
-            host.next_at = start + self._gap(hostname, host)
+            if paced:
+                host.next_at = start + self._gap(hostname, host)
             yield
 
     def _get_with_retries(self, url: str, headers: dict[str, str], deadline: _Deadline,
@@ -454,7 +460,7 @@ class Fetcher:
         rp = RobotFileParser(robots_url)
         t = min(ROBOTS_TIMEOUT, max(1.0, deadline.remaining()))
         try:
-            with self._turn(robots_url, deadline):
+            with self._turn(robots_url, deadline, paced=False):
                 resp = self._session.get(robots_url, timeout=(min(t, self.connect_timeout), t), stream=True)
                 with resp:
                     status = resp.status_code

@@ -1,0 +1,293 @@
+"""How many sources does one machine keep fresh, and at what cost? `feedsvc refresh` measured as a user runs it.
+
+    python bench/refresh.py --sources 200              # cold, warm (all 304), 10 % changed, 1-worker cold
+    python bench/refresh.py --sources 1000 --skip-single
+    python bench/refresh.py --sources 50 --profile /tmp/prof   # + py-spy profiles of 1-worker cold and warm runs
+
+Generates N Japanese news topic pages (bench/pages.py: ~150 KB, 50 items, with the navigation, scripts,
+styles, ranking and footer of a real site), serves page i from its own loopback address 127.0.x.y (a real
+ThreadingHTTPServer with ETag / If-None-Match -> 304, and a robots.txt), writes a config with one topic per
+source (the README's use: one topic page -> one feed; it is also the costliest shape, N feeds to write) and
+runs `python -m feedsvc --config … refresh` as a subprocess:
+
+  cold      empty state: every page fetched, parsed, deduped, stored, N feeds written
+  warm      the same again: every page answers 304
+  changed   10 % of the pages show 5 new stories (new ETag); the rest answer 304
+  cold/1w   cold again on a fresh state with FEEDSVC_WORKERS=1 (the single-worker figure)
+
+For each: wall time, pages/s, CPU ms per page (user+sys of the child and the children it reaped, e.g.
+a process pool, from wait4), peak RSS of the largest process (ru_maxrss) and the peak sum of RSS over the
+process tree (sampled every 50 ms). In the same run it times, in this process, BeautifulSoup(bytes, 'lxml')
+and lxml.html.document_fromstring(bytes) on the same page bytes, and prints the ratios the targets are
+stated in (cold CPU/page ÷ BeautifulSoup parse; cold pages/s ÷ 1-worker pages/s; warm ÷ cold).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pages import LoopbackServers, page  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Run:
+    name: str
+    pages: int
+    wall: float
+    cpu: float
+    maxrss_mb: float
+    tree_rss_mb: float
+    exit_code: int
+    fetched: int = 0
+    not_modified: int = 0
+
+    @property
+    def pages_per_s(self) -> float:
+        return self.pages / self.wall if self.wall else 0.0
+
+    @property
+    def cpu_ms_per_page(self) -> float:
+        return 1000 * self.cpu / self.pages if self.pages else 0.0
+
+
+def write_config(path: Path, urls: list[str], per_topic: int) -> None:
+    lines = ["[feedsvc]", 'output_dir = "feeds"', 'state = "state/feedsvc.sqlite"', 'timeout = "60s"',
+             "max_entries = 50", 'timezone = "Asia/Tokyo"', 'user_agent = "feedsvc-bench"', ""]
+    for t in range(0, len(urls), per_topic):
+        lines += ["[[topics]]", f'id = "topic-{t // per_topic:04d}"', f'title = "トピック {t // per_topic}"',
+                  'language = "ja"', ""]
+        for url in urls[t:t + per_topic]:
+            lines += ["[[topics.sources]]", f'url = "{url}"', ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _tree_rss_kb(root: int) -> int:
+    """Sum of RSS over `root` and its descendants, from /proc (Linux)."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            pid = int(entry.name)
+            parents[pid] = int(fields[1])
+            rss[pid] = int(fields[21]) * (resource.getpagesize() // 1024)
+        except (OSError, IndexError, ValueError):
+            continue
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(p for p, pp in parents.items() if pp == pid)
+    return total
+
+
+def run_cli(name: str, config: Path, pages: int, env_extra: dict[str, str], log: Path,
+            wrap: list[str] | None = None) -> Run:
+    env = dict(os.environ, **env_extra)
+    cmd = [*(wrap or []), sys.executable, "-m", "feedsvc", "--config", str(config), "refresh"]
+    with open(log, "ab") as out:
+        out.write(f"\n$ {' '.join(cmd)}  {env_extra}\n".encode())
+        out.flush()
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=out, env=env, cwd=str(ROOT))
+        peak = [0]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.05):
+                peak[0] = max(peak[0], _tree_rss_kb(proc.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own usage plus what it reaped (a pool)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        done.set()
+        sampler.join()
+    return Run(name, pages, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, peak[0] / 1024,
+               proc.returncode)
+
+
+def time_parsers(bodies: list[bytes], repeat: int) -> dict[str, float]:
+    """CPU seconds per page of each parser on the same bytes (best of `repeat` per page, then the mean)."""
+    import lxml.html
+    from bs4 import BeautifulSoup
+
+    def per_page(fn) -> float:  # type: ignore[no-untyped-def]
+        total = 0.0
+        for body in bodies:
+            best = float("inf")
+            for _ in range(repeat):
+                t0 = time.process_time()
+                fn(body)
+                best = min(best, time.process_time() - t0)
+            total += best
+        return total / len(bodies)
+
+    return {"bs4_lxml": per_page(lambda b: BeautifulSoup(b, "lxml")),
+            "lxml_html": per_page(lambda b: lxml.html.document_fromstring(b))}
+
+
+def time_startup(repeat: int = 3) -> float:
+    """CPU seconds of starting the CLI's interpreter and importing the refresh path (no page work)."""
+    best = float("inf")
+    for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([sys.executable, "-c", "import feedsvc.cli, feedsvc.pipeline"], check=True, cwd=str(ROOT))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        best = min(best, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return best
+
+
+def print_profile(path: Path, top: int) -> None:
+    """Inclusive and self share of samples per function, from py-spy's raw (collapsed) stacks."""
+    incl: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")]  # one entry per function, not per line
+        for f in set(frames):
+            incl[f] = incl.get(f, 0) + n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+    if not total:
+        print("  (no samples)")
+        return
+    print(f"  {total} samples; inclusive %, self %, function")
+    for f, n in sorted(incl.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {100 * n / total:5.1f} {100 * own.get(f, 0) / total:5.1f}  {f}")
+
+
+def count_feeds(out_dir: Path) -> int:
+    return len(list(out_dir.glob("*.atom")))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sources", type=int, default=100, help="number of sources (pages, hosts); default 100")
+    ap.add_argument("--per-topic", type=int, default=1, help="sources per topic (default 1: one feed per page)")
+    ap.add_argument("--changed", type=float, default=0.10, help="share of pages that change (default 0.10)")
+    ap.add_argument("--sample", type=int, default=20, help="pages timed with the bare parsers (default 20)")
+    ap.add_argument("--repeat", type=int, default=3, help="parser timings: best of this many per page")
+    ap.add_argument("--skip-single", action="store_true", help="skip the FEEDSVC_WORKERS=1 cold run")
+    ap.add_argument("--profile", type=Path, help="also profile a 1-worker cold and warm run with py-spy (raw stacks) into FILE.cold, FILE.warm")
+    ap.add_argument("--py-spy", default=str(Path(sys.executable).parent / "py-spy"), help="py-spy executable")
+    ap.add_argument("--top", type=int, default=30, help="functions shown from the profile (default 30)")
+    ap.add_argument("--json", type=Path, help="write the figures as JSON here")
+    ap.add_argument("--keep", type=Path, help="work in this folder (kept) instead of a temporary one")
+    args = ap.parse_args(argv)
+    n = args.sources
+    if n < 1 or n > 250 * 250:
+        ap.error("--sources must be 1 … 62500")
+
+    work_ctx = tempfile.TemporaryDirectory(prefix="feedsvc-bench-") if args.keep is None else None
+    work = Path(work_ctx.name) if work_ctx else args.keep
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "cli.log"
+    print(f"{n} sources, {args.per_topic} per topic; python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "
+          f"work dir {work}", flush=True)
+    t_setup = time.perf_counter()
+    runs: list[Run] = []
+    profiles: list[tuple[str, Path]] = []
+    try:
+        with LoopbackServers(n) as servers:
+            urls = [servers.url(i) for i in range(n)]
+            sizes = [len(s.body) for s in servers.servers]
+            print(f"served {n} pages on 127.0.x.y: mean {sum(sizes) / n / 1024:.0f} KB "
+                  f"(setup {time.perf_counter() - t_setup:.1f} s)", flush=True)
+
+            def phase(name: str, cfg_dir: Path, env: dict[str, str], wrap: list[str] | None = None) -> Run:
+                h0 = sum(s.hits for s in servers.servers)
+                m0 = sum(s.not_modified for s in servers.servers)
+                r = run_cli(name, cfg_dir / "config.toml", n, env, log, wrap)
+                r.fetched = sum(s.hits for s in servers.servers) - h0
+                r.not_modified = sum(s.not_modified for s in servers.servers) - m0
+                runs.append(r)
+                print(f"  {name:<9} {r.wall:7.2f} s  {r.pages_per_s:7.1f} pages/s  {r.cpu_ms_per_page:7.1f} CPU ms/page"
+                      f"  maxrss {r.maxrss_mb:6.0f} MB  tree {r.tree_rss_mb:6.0f} MB  "
+                      f"(exit {r.exit_code}; {r.fetched} GETs, {r.not_modified} × 304)", flush=True)
+                return r
+
+            main_dir = work / "main"
+            main_dir.mkdir(exist_ok=True)
+            write_config(main_dir / "config.toml", urls, args.per_topic)
+            cold = phase("cold", main_dir, {})
+            feeds = count_feeds(main_dir / "feeds")
+            warm = phase("warm", main_dir, {})
+            rng = random.Random(9)
+            for i in rng.sample(range(n), max(1, round(n * args.changed))):
+                servers.bump(i)
+            changed = phase("changed", main_dir, {})
+            single = None
+            if not args.skip_single:
+                one_dir = work / "single"
+                one_dir.mkdir(exist_ok=True)
+                write_config(one_dir / "config.toml", urls, args.per_topic)
+                single = phase("cold/1w", one_dir, {"FEEDSVC_WORKERS": "1"})
+            if args.profile:
+                prof_dir = work / "profile"
+                prof_dir.mkdir(exist_ok=True)
+                write_config(prof_dir / "config.toml", urls, args.per_topic)
+                for kind in ("cold", "warm"):
+                    out = args.profile.with_name(f"{args.profile.name}.{kind}")
+                    phase(f"prof-{kind}", prof_dir, {"FEEDSVC_WORKERS": "1"},
+                          [args.py_spy, "record", "--nonblocking", "-r", "250", "-f", "raw", "-o", str(out), "--"])
+                    profiles.append((kind, out))
+        bodies = [page(i) for i in range(min(n, args.sample))]
+        parse = time_parsers(bodies, args.repeat)
+        startup = time_startup()
+    finally:
+        if work_ctx:
+            work_ctx.cleanup()
+
+    for kind, out in profiles:
+        print(f"\npy-spy profile of a 1-worker {kind} refresh (all threads, on CPU only): {out}")
+        print_profile(out, args.top)
+    bs, lx = parse["bs4_lxml"], parse["lxml_html"]
+    print(f"\nparsers, in-process, on {len(bodies)} of the same pages (CPU per page, best of {args.repeat}):")
+    print(f"  BeautifulSoup(bytes, 'lxml')      {1000 * bs:7.1f} ms")
+    print(f"  lxml.html.document_fromstring     {1000 * lx:7.1f} ms   (BeautifulSoup = {bs / lx:.1f}× lxml)")
+    print(f"  interpreter start + imports       {1000 * startup:7.1f} ms   (once per refresh)")
+    print("\nratios (targets of issue 9):")
+    print(f"  cold CPU/page ÷ BeautifulSoup parse  {cold.cpu / n / bs:5.2f}×   (target ≤ 1.5×)")
+    print(f"  cold CPU/page ÷ lxml parse           {cold.cpu / n / lx:5.2f}×")
+    if single:
+        print(f"  cold pages/s ÷ 1-worker pages/s      {cold.pages_per_s / single.pages_per_s:5.2f}×   (target ≥ 1.7×)")
+    print(f"  warm wall ÷ cold wall                {warm.wall / cold.wall:5.1%}    (target ≤ 5 %)")
+    print(f"  changed wall ÷ cold wall             {changed.wall / cold.wall:5.1%}")
+    ok = all(r.exit_code == 0 for r in runs) and feeds == -(-n // args.per_topic) and warm.not_modified == n
+    print(f"\ncheck: exit codes {[r.exit_code for r in runs]}, {feeds} feeds written after the cold run, "
+          f"{warm.not_modified}/{n} answered 304 on the warm run -> {'ok' if ok else 'NOT OK (see the log)'}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "sources": n, "per_topic": args.per_topic, "feeds": feeds, "ok": ok,
+            "runs": [dict(asdict(r), pages_per_s=r.pages_per_s, cpu_ms_per_page=r.cpu_ms_per_page) for r in runs],
+            "parse_ms": {k: 1000 * v for k, v in parse.items()}, "startup_ms": 1000 * startup,
+        }, indent=2))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
