@@ -187,6 +187,20 @@ def check_selector(css: str) -> str:
     return css
 
 
+def folder_problem(folder: Path) -> str | None:
+    """Why feedsvc could not create or write `folder` (checked before anything is fetched), or None."""
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            return None
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is a file, so the folder {folder} cannot be made"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable"
+    return None
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -342,6 +356,10 @@ def config_from_dict(raw: dict[str, Any], path: Path) -> Config:
         g.fail("output_dir", f"{output_dir} exists and is not a folder; point output_dir at a folder")
     if state.is_dir():
         g.fail("state", f"{state} is a folder; point state at a file such as state/feedsvc.sqlite")
+    for key, folder in (("output_dir", output_dir), ("state", state.parent)):
+        problem = folder_problem(folder)
+        if problem:
+            g.fail(key, f"{problem}; point {key} somewhere feedsvc can create and write folders")
 
     topics_raw = top.get("topics", list, None, required=True)
     if not topics_raw:

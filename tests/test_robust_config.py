@@ -97,16 +97,9 @@ CASES = [
                  {"out": "a file, not a folder"}, id="output-dir-is-a-file"),
     pytest.param(g("state = 'db'"), "feedsvc.state", "point state at a file", {"db/": None}, id="state-is-a-folder"),
     pytest.param(g("state = 'afile/feedsvc.sqlite'"), "feedsvc.state", "folder", {"afile": "a file"},
-                 id="state-parent-is-a-file",
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "config.py config_from_dict does not check that the state's parent can be a folder: "
-                     "the refresh dies in lock.py StateLock.acquire (mkdir: FileExistsError) with a "
-                     "traceback and exit 1"))),
+                 id="state-parent-is-a-file"),
     pytest.param(g("output_dir = 'afile/feeds'"), "feedsvc.output_dir", "folder", {"afile": "a file"},
-                 id="output-dir-parent-is-a-file",
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "config.py config_from_dict checks output_dir itself but not a parent that is a file: "
-                     "exit 1 ('cannot write …: Not a directory') after the refresh, and state/ is written"))),
+                 id="output-dir-parent-is-a-file"),
 ]
 
 
