@@ -21,6 +21,7 @@ import selectors
 import threading
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 JST = timezone(timedelta(hours=9))
 ITEMS = 50
@@ -185,7 +186,7 @@ def address(i: int) -> str:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_PageServer"
+    server: _PageServer
 
     def log_message(self, *args: object) -> None:
         pass
@@ -268,7 +269,7 @@ class LoopbackServers:
         for s in self.servers:
             s.server_close()
 
-    def __enter__(self) -> LoopbackServers:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pages import LoopbackServers, page  # noqa: E402
+from pages import LoopbackServers, page
 
 ROOT = Path(__file__).resolve().parent.parent
 

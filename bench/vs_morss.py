@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pages import LoopbackServers  # noqa: E402
-from refresh import run_cli, time_startup, write_config  # noqa: E402
+from pages import LoopbackServers
+from refresh import run_cli, time_startup, write_config
 
 RULES = {  # bench/pages.py's listing: the ad slotted into the list has another class and is left out
     "items": '//li[@class="p-list__item"]/article',
@@ -63,12 +63,12 @@ def ensure_morss(venv: Path) -> tuple[Path | None, str]:
     try:
         if not py.exists():
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, text=True)
-        probe = subprocess.run([str(py), "-c", "import morss.morss"], capture_output=True, text=True)
+        probe = subprocess.run([str(py), "-c", "import morss.morss"], check=False, capture_output=True, text=True)
         if probe.returncode != 0:
             print(f"installing morss into {venv} …", flush=True)
             subprocess.run([str(py), "-m", "pip", "install", "-q", "morss"], check=True, capture_output=True,
                            text=True, timeout=600)
-            probe = subprocess.run([str(py), "-c", "import morss.morss"], capture_output=True, text=True)
+            probe = subprocess.run([str(py), "-c", "import morss.morss"], check=False, capture_output=True, text=True)
             if probe.returncode != 0:
                 return None, f"morss installed but does not import: {probe.stderr.strip()[-2000:]}"
     except subprocess.CalledProcessError as exc:
@@ -76,7 +76,7 @@ def ensure_morss(venv: Path) -> tuple[Path | None, str]:
                       f"{(exc.stderr or exc.stdout or '').strip()[-2000:]}")
     except (OSError, subprocess.TimeoutExpired) as exc:
         return None, f"{type(exc).__name__}: {exc}"
-    version = subprocess.run([str(py), "-m", "pip", "show", "morss"], capture_output=True, text=True).stdout
+    version = subprocess.run([str(py), "-m", "pip", "show", "morss"], check=False, capture_output=True, text=True).stdout
     line = next((l for l in version.splitlines() if l.startswith("Version:")), "Version: ?")
     return py, f"morss {line.split(':', 1)[1].strip()}"
 
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         env = dict(os.environ, LIM_ITEM="-1", LIM_TIME="-1", MAX_ITEM="-1", MAX_TIME="-1")
         t0 = time.perf_counter()
         proc = subprocess.run([str(py), "-c", DRIVER, json.dumps(urls), json.dumps(RULES)],
-                              capture_output=True, text=True, env=env, cwd=tmp)
+                              check=False, capture_output=True, text=True, env=env, cwd=tmp)
         morss_total_wall = time.perf_counter() - t0
         if proc.returncode != 0:
             print(f"morss failed on the pages (exit {proc.returncode}):\n{proc.stderr.strip()[-3000:]}",
