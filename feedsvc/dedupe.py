@@ -22,6 +22,7 @@ is `plan()` without `save()`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import random
@@ -29,9 +30,12 @@ import re
 import unicodedata
 import uuid
 import zlib
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Iterable, Protocol, Sequence
+from itertools import chain
+from typing import Protocol
 
 from feedsvc.model import Entry, Item
 
@@ -75,15 +79,18 @@ def fold(text: str) -> str:
     return "".join(ch for ch in text if unicodedata.category(ch)[0] in "LMN")
 
 
-def shingles(folded: str, n: int) -> set[str]:
+@functools.lru_cache(maxsize=8192)
+def shingles(folded: str, n: int) -> frozenset[str]:
+    """Character n-grams. Cached: one refresh compares each text with several others."""
     if len(folded) <= n:
-        return {folded} if folded else set()
-    return {folded[i : i + n] for i in range(len(folded) - n + 1)}
+        return frozenset({folded}) if folded else frozenset()
+    return frozenset(folded[i : i + n] for i in range(len(folded) - n + 1))
 
 
 _NUMBER = re.compile(r"(\d+)(\D?)")
 
 
+@functools.lru_cache(maxsize=8192)
 def _figures(folded: str) -> dict[str, set[str]]:
     """Numbers by the character after them (their unit: 日, 人, 円, p of percent, ...)."""
     out: dict[str, set[str]] = {}
@@ -109,11 +116,15 @@ class Similarity:
 
 def similarity(a: str, b: str, n: int = PARAMS.shingle) -> Similarity:
     sa, sb = shingles(a, n), shingles(b, n)
-    inter = len(sa & sb)
-    union = len(sa) + len(sb) - inter
+    return _similarity_from(a, b, len(sa & sb), len(sa), len(sb))
+
+
+def _similarity_from(a: str, b: str, inter: int, la: int, lb: int) -> Similarity:
+    """The Similarity of two texts whose shingle sets (sizes la, lb) share `inter` shingles."""
+    union = la + lb - inter
     return Similarity(
         jaccard=inter / union if union else 1.0,
-        containment=inter / min(len(sa), len(sb)) if sa and sb else 0.0,
+        containment=inter / min(la, lb) if la and lb else 0.0,
         shorter=min(len(a), len(b)),
         numbers_conflict=_figures_conflict(a, b),
     )
@@ -130,7 +141,18 @@ def verdict(a: str, b: str, params: Params = PARAMS) -> str | None:
         return "same-text" if a else None
     if min(len(a), len(b)) < params.min_len:
         return None
-    s = similarity(a, b, params.shingle)
+    return _decide(similarity(a, b, params.shingle), params)
+
+
+def _could_pass(inter: int, la: int, lb: int, params: Params = PARAMS) -> bool:
+    """A cheap necessary condition for _decide() to merge: skips most pairs without computing figures."""
+    union = la + lb - inter
+    jaccard = inter / union if union else 1.0
+    containment = inter / min(la, lb) if la and lb else 0.0
+    return jaccard >= min(params.jaccard, params.jaccard_short) or containment >= params.containment
+
+
+def _decide(s: Similarity, params: Params = PARAMS) -> str | None:
     if params.numbers_guard and s.numbers_conflict:
         return None
     if s.shorter < params.short_len:
@@ -170,8 +192,7 @@ def sketch(folded: str) -> list[int] | None:
         h = (h ^ (h >> 31)) * 0xBF58476D1CE4E5B9 & _M64
         h ^= h >> 29
         b, v = h & mask, h >> 6
-        if v < bins[b]:
-            bins[b] = v
+        bins[b] = min(bins[b], v)
     out = bins[:]
     for i, v in enumerate(bins):
         if v == empty:
@@ -183,17 +204,22 @@ def sketch(folded: str) -> list[int] | None:
 
 
 def buckets(folded: str) -> list[int]:
+    return list(_buckets(folded))
+
+
+@functools.lru_cache(maxsize=8192)  # plan() asks for a text's buckets to look up, then to store
+def _buckets(folded: str) -> tuple[int, ...]:
     """The LSH bucket ids of a folded text: one per band, band number mixed in, 47-bit."""
     sig = sketch(folded)
     if sig is None:
-        return []
+        return ()
     out = []
     for band in range(BANDS):
         h = band + 1
         for v in sig[band * ROWS : (band + 1) * ROWS]:
             h = _mix((h * 0x100000001B3) ^ v)  # order-sensitive fold of the band's values
         out.append(h & ((1 << BUCKET_BITS) - 1))
-    return out
+    return tuple(out)
 
 
 def _mix(h: int) -> int:
@@ -282,30 +308,52 @@ def _exact_why(a: Item, b: Item) -> str | None:
     return None
 
 
-def _cluster(items: Sequence[Item]) -> list[_Cluster]:
-    """Group the batch: exact matches first, then near-duplicates (a batch is small: pairwise is fine)."""
+def _cluster(items: Sequence[Item], params: Params = PARAMS) -> list[_Cluster]:
+    """Group the batch: exact matches first, then near-duplicates by the same verdict as the store.
+
+    Exact matches are dictionary look-ups. For near ones, an inverted index from shingle to cluster
+    counts the shingles each earlier cluster shares with the item, which gives Jaccard and containment
+    exactly without comparing every pair: the decisions are verdict()'s, at a fraction of the cost.
+    """
     clusters: list[_Cluster] = []
+    by_exact: dict[tuple[str, str], tuple[int, str]] = {}  # ("link"|"url"|"text"|"folded", value) -> cluster
+    postings: dict[str, list[int]] = {}  # shingle -> clusters whose primary text has it
+    sizes: list[int] = []
     for item in items:
+        exact = [(("link", item.link), "same-url")] if item.link else []
+        if not item.key.startswith("text:"):
+            exact.append((("url", item.key), "same-url"))
+        exact.append((("text", item.key), "same-text"))
+        if item.folded:
+            exact.append((("folded", item.folded), "same-text"))
         target, why = None, None
-        for c in clusters:
-            for other in c.items:
-                why = _exact_why(other, item)
-                if why:
-                    break
-            if why:
-                target = c
+        for key, reason in exact:
+            if key in by_exact:
+                target, why = by_exact[key][0], reason
                 break
-        if target is None:
-            for c in clusters:
-                why = verdict(c.folded, item.folded)
+        folded = item.folded
+        grams = shingles(folded, params.shingle)
+        if target is None and len(folded) >= params.min_len:
+            shared = Counter(chain.from_iterable(postings.get(g, ()) for g in grams))  # counted in C
+            for c in sorted(shared):  # earliest cluster first, as a pairwise scan would
+                other = clusters[c].folded
+                if len(other) < params.min_len or not _could_pass(shared[c], len(grams), sizes[c], params):
+                    continue
+                why = _decide(_similarity_from(folded, other, shared[c], len(grams), sizes[c]), params)
                 if why:
                     target = c
                     break
         if target is None:
-            clusters.append(_Cluster([item], [""], item.folded))
+            target = len(clusters)
+            clusters.append(_Cluster([item], [""], folded))
+            sizes.append(len(grams))
+            for g in grams:
+                postings.setdefault(g, []).append(target)
         else:
-            target.items.append(item)
-            target.whys.append(why or "near-duplicate")
+            clusters[target].items.append(item)
+            clusters[target].whys.append(why or "near-duplicate")
+        for key, _reason in exact:
+            by_exact.setdefault(key, (target, _reason))
     return clusters
 
 
