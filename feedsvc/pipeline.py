@@ -12,6 +12,7 @@ stop the run.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from feedsvc import dedupe, extract, normalize, publish, websub
+from feedsvc import __version__, dedupe, extract, normalize, publish, websub
 from feedsvc.config import Config, Selectors, SourceConfig, TopicConfig
 from feedsvc.errors import SourceError, UsageError
 from feedsvc.fetch import Fetcher, next_try_at
@@ -96,7 +97,7 @@ def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: date
             store.save(tp.plan, topic.id, now)
             joined = set(tp.plan.joined_topic)  # known stories new to this topic are new in its feed
             entries = store.entries(topic.id, limit=topic.max_entries)
-            written = publish.write_feeds(with_icon(topic, store), entries, config)
+            written = publish_topic(config, with_icon(topic, store), entries, store)
             if written and config.websub_hub and config.base_url:
                 # a failed ping never fails the refresh: readers still poll
                 websub.ping_hub(config.websub_hub, [config.base_url + p.name for p in written],
@@ -110,9 +111,42 @@ def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: date
             results.append(result)
         store.touch_sources([url for url, got in by_source.items() if not got.fresh], now)
         store.prune(now, config.retention)
-        publish.write_indexes(config, {t.id: store.entries(t.id, limit=t.max_entries) for t in config.topics})
+        publish_indexes(config, store)
     log.debug("refresh of %d topic(s) took %.2fs", len(topics), time.monotonic() - started)
     return results
+
+
+def publish_topic(config: Config, topic: TopicConfig, entries: list[Entry], store: Store) -> list[Path]:
+    """Write the topic's feeds, or skip rendering when nothing they are made of has changed.
+
+    Rendering is most of what a refresh of unchanged pages costs; the store keeps a hash of
+    each feed's inputs (the topic, the publishing config, the entries, feedsvc's version)."""
+    key = digest(__version__, topic, config.base_url, config.websub_hub,
+                 [dataclasses.replace(e, last_seen_at=e.first_seen_at) for e in entries])
+    files_exist = all(publish.feed_path(config, topic.id, fmt).exists() for fmt in topic.formats)
+    if files_exist and store.render_key(f"topic:{topic.id}") == key:
+        return []
+    written = publish.write_feeds(topic, entries, config)
+    store.set_render_key(f"topic:{topic.id}", key)
+    return written
+
+
+def publish_indexes(config: Config, store: Store) -> list[Path]:
+    """index.opml and index.html, re-rendered only when a feed or the list of topics changed."""
+    key = digest(__version__, config.topics, config.base_url,
+                 [store.render_key(f"topic:{t.id}") for t in config.topics])
+    if (config.output_dir / "index.html").exists() and (config.output_dir / "index.opml").exists() \
+            and store.render_key("index") == key:
+        return []
+    written = publish.write_indexes(
+        config, {t.id: store.entries(t.id, limit=min(t.max_entries, publish.INDEX_ENTRIES)) for t in config.topics})
+    store.set_render_key("index", key)
+    return written
+
+
+def digest(*parts: object) -> str:
+    """A stable hash of records made of dataclasses, strings, numbers, datetimes and timedeltas."""
+    return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def with_icon(topic: TopicConfig, store: Store) -> TopicConfig:
@@ -222,7 +256,8 @@ class Parser:
 
     def __init__(self, workers: int) -> None:
         self.pool: ProcessPoolExecutor | None = None
-        self.pending: list[tuple[SourceConfig, Page, Future[list[Item] | SourceError]]] = []
+        # what is kept of a page while it is parsed: not its text (1,000 pages would be 200 MB)
+        self.pending: list[tuple[SourceConfig, Parsed, Future[list[Item] | SourceError]]] = []
         self.done: list[tuple[SourceConfig, Parsed]] = []
         if workers > 1:
             # forkserver: workers fork from a clean process that already imported the steps,
@@ -230,6 +265,7 @@ class Parser:
             ctx = multiprocessing.get_context("forkserver")
             ctx.set_forkserver_preload(["feedsvc.pipeline"])
             self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+            self.pool.submit(int)  # start the workers now, while the first pages are being fetched
 
     def submit(self, source: SourceConfig, page: Page, language: str | None) -> None:
         args = (page, source.selectors, source.timezone, language)
@@ -237,12 +273,13 @@ class Parser:
             self.done.append((source, Parsed(parse_page(*args), page.etag, page.last_modified,
                                              extract.page_icon(page))))
         else:
-            self.pending.append((source, page, self.pool.submit(parse_page, *args)))
+            meta = Parsed([], page.etag, page.last_modified, extract.page_icon(page))
+            self.pending.append((source, meta, self.pool.submit(parse_page, *args)))
 
     def results(self) -> Iterator[tuple[SourceConfig, Parsed]]:
         yield from self.done
         deadline = time.monotonic() + PARSE_TIMEOUT
-        for source, page, future in self.pending:
+        for source, meta, future in self.pending:
             result: list[Item] | SourceError
             try:
                 # every page had its chance since submission; the clock runs for the batch
@@ -252,7 +289,7 @@ class Parser:
             except BrokenProcessPool as exc:
                 result = SourceError("parse", f"the parser process died ({exc})")
             deadline = max(deadline, time.monotonic() + PARSE_TIMEOUT / 10)
-            yield source, Parsed(result, page.etag, page.last_modified, extract.page_icon(page))
+            yield source, dataclasses.replace(meta, result=result)
 
     def __enter__(self) -> Parser:
         return self

@@ -89,6 +89,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE sources ADD COLUMN icon TEXT;
     """,
+    # 4: what each published file was last rendered from, so an unchanged feed is not rendered again
+    """
+    CREATE TABLE rendered (name TEXT PRIMARY KEY, key TEXT NOT NULL) WITHOUT ROWID;
+    """,
 ]
 
 _ENTRY_COLS = ("id, title, title_is_derived, link, summary, summary_html, published, published_from, image, "
@@ -326,6 +330,16 @@ class Store:
         return (e.id, e.title, int(e.title_is_derived), e.link, e.summary, e.summary_html, _t(e.published),
                 e.published_from, e.image, e.source_url, e.position, _t(e.first_seen_at), _t(e.last_seen_at),
                 _t(e.updated_at))
+
+    def render_key(self, name: str) -> str | None:
+        row = self._db.execute("SELECT key FROM rendered WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_render_key(self, name: str, key: str) -> None:
+        try:
+            self._db.execute("INSERT OR REPLACE INTO rendered (name, key) VALUES (?, ?)", (name, key))
+        except sqlite3.Error as ex:
+            raise StoreError(f"cannot write {self.path}: {ex}") from ex
 
     def touch_sources(self, urls: Sequence[str], now: datetime) -> None:
         """Sources not read this run (304, failed, backed off) still list what they listed last time:

@@ -229,3 +229,26 @@ def test_configured_icon_wins(http_server, tmp_path: Path) -> None:
     config = load_config(tmp_path / "config.toml")
     pipeline.refresh(config, now=NOW)
     assert feedparser.parse((config.output_dir / "j.atom").read_bytes()).feed.icon == "https://cdn.example.org/j.png"
+
+
+def test_unchanged_feeds_are_not_rendered_but_config_changes_and_lost_files_are(http_server, tmp_path: Path,
+                                                                                 monkeypatch) -> None:
+    url = http_server.route("/k", listing(4, "k"), headers={"Content-Type": "text/html; charset=utf-8"})
+    config = make_config(tmp_path, {"k": [url]})
+    pipeline.refresh(config, now=NOW)
+    from feedsvc import publish
+
+    rendered: list[str] = []
+    real = publish.write_feeds
+    monkeypatch.setattr(publish, "write_feeds", lambda t, e, c: rendered.append(t.title) or real(t, e, c))
+    pipeline.refresh(config, now=NOW + timedelta(hours=1))
+    assert rendered == []  # same page, same topic: nothing to render
+    (config.output_dir / "k.json").unlink()
+    pipeline.refresh(config, now=NOW + timedelta(hours=2))
+    assert rendered == ["k"] and (config.output_dir / "k.json").exists()
+    text = config.path.read_text(encoding="utf-8").replace('title = "k"', 'title = "Kの記事"')
+    config.path.write_text(text, encoding="utf-8")
+    result = pipeline.refresh(load_config(config.path), now=NOW + timedelta(hours=3))[0]
+    assert rendered == ["k", "Kの記事"] and result.feed_written
+    assert feedparser.parse((config.output_dir / "k.atom").read_bytes()).feed.title == "Kの記事"
+    assert "Kの記事" in (config.output_dir / "index.html").read_text(encoding="utf-8")
