@@ -247,10 +247,14 @@ class Store:
     # ---------------------------------------------------------------------- look-ups for dedupe.plan()
 
     def find_by_keys(self, keys: Sequence[str]) -> tuple[Entry, str, str] | None:
+        """The story stored under the first of `keys` that is known (one query for all of them)."""
+        if not keys:
+            return None
+        hits = dict(self._db.execute(f"SELECT key, n FROM keys WHERE key IN ({','.join('?' * len(keys))})",
+                                     tuple(keys)).fetchall())
         for key in keys:
-            row = self._db.execute("SELECT n FROM keys WHERE key = ?", (key,)).fetchone()
-            if row is not None:
-                found = self._entries("WHERE e.n = ?", (row[0],))
+            if key in hits:
+                found = self._entries("WHERE e.n = ?", (hits[key],))
                 if found:
                     return found[0][0], found[0][1], key
         return None
@@ -274,19 +278,23 @@ class Store:
         return _Tx(self._db)
 
     def save(self, plan: Plan, topic_id: str, now: datetime) -> None:
-        """Write one refresh of one topic in one transaction."""
+        """Write one refresh of one topic in one transaction (statements batched: a page is ~50 stories)."""
         listed = _t(now)
         try:
             with self._transaction():
+                ns: dict[str, int] = {}
+                lsh_rows: list[tuple[int, int]] = []
                 for e in plan.new:
                     folded, buckets = plan.texts[e.id]
                     cur = self._db.execute(
                         f"INSERT INTO entries ({_ENTRY_COLS}, folded, buckets) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (*self._row(e), folded, _pack(buckets)))
-                    self._index(cur.lastrowid, buckets)  # type: ignore[arg-type]
+                    ns[e.id] = cur.lastrowid  # type: ignore[assignment]
+                    lsh_rows += [(b, ns[e.id]) for b in buckets]
+                ns.update(self._ns([e.id for e in plan.entries if e.id not in ns]))
                 for _, e in plan.updated:
-                    n = self._n(e.id)
+                    n = ns[e.id]
                     if e.id in plan.texts:
                         folded, buckets = plan.texts[e.id]
                         old = self._db.execute("SELECT buckets FROM entries WHERE n = ?", (n,)).fetchone()[0]
@@ -294,7 +302,7 @@ class Store:
                                              [(b, n) for b in _unpack(old)])
                         self._db.execute("UPDATE entries SET folded = ?, buckets = ? WHERE n = ?",
                                          (folded, _pack(buckets), n))
-                        self._index(n, buckets)
+                        lsh_rows += [(b, n) for b in buckets]
                     self._db.execute(
                         "UPDATE entries SET title = ?, title_is_derived = ?, link = ?, summary = ?, "
                         "summary_html = ?, published = ?, published_from = ?, image = ?, source_url = ?, "
@@ -302,28 +310,30 @@ class Store:
                         (e.title, int(e.title_is_derived), e.link, e.summary, e.summary_html, _t(e.published),
                          e.published_from, e.image, e.source_url, e.position, _t(e.last_seen_at),
                          _t(e.updated_at), n))
-                for e in plan.unchanged:
-                    self._db.execute("UPDATE entries SET last_seen_at = ? WHERE id = ?", (_t(e.last_seen_at), e.id))
-                for e in plan.entries:
-                    n = self._n(e.id)
-                    self._db.execute(
-                        "INSERT INTO entry_topics (topic, n, last_listed_at) VALUES (?, ?, ?) "
-                        "ON CONFLICT (topic, n) DO UPDATE SET last_listed_at = excluded.last_listed_at",
-                        (topic_id, n, listed))
-                    # first story to claim a key keeps it: a key never moves between stories
-                    self._db.executemany("INSERT OR IGNORE INTO keys (key, n) VALUES (?, ?)",
-                                         [(k, n) for k in sorted(plan.keys.get(e.id, ()))])
+                self._db.executemany("INSERT OR IGNORE INTO lsh (bucket, n) VALUES (?, ?)", lsh_rows)
+                self._db.executemany("UPDATE entries SET last_seen_at = ? WHERE n = ?",
+                                     [(_t(e.last_seen_at), ns[e.id]) for e in plan.unchanged])
+                self._db.executemany(
+                    "INSERT INTO entry_topics (topic, n, last_listed_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (topic, n) DO UPDATE SET last_listed_at = excluded.last_listed_at",
+                    [(topic_id, ns[e.id], listed) for e in plan.entries])
+                # first story to claim a key keeps it: a key never moves between stories
+                self._db.executemany("INSERT OR IGNORE INTO keys (key, n) VALUES (?, ?)",
+                                     [(k, ns[e.id]) for e in plan.entries for k in sorted(plan.keys.get(e.id, ()))])
         except sqlite3.Error as ex:
             raise StoreError(f"cannot save topic {topic_id!r} to {self.path}: {ex}") from ex
 
-    def _index(self, n: int, buckets: Iterable[int]) -> None:
-        self._db.executemany("INSERT OR IGNORE INTO lsh (bucket, n) VALUES (?, ?)", [(b, n) for b in buckets])
-
-    def _n(self, entry_id: str) -> int:
-        row = self._db.execute("SELECT n FROM entries WHERE id = ?", (entry_id,)).fetchone()
-        if row is None:
-            raise StoreError(f"entry {entry_id} is not in {self.path}")
-        return int(row[0])
+    def _ns(self, ids: Sequence[str]) -> dict[str, int]:
+        """Row numbers of stored stories, by id."""
+        out: dict[str, int] = {}
+        for i in range(0, len(ids), 500):  # SQLite caps the number of parameters of one statement
+            chunk = ids[i : i + 500]
+            out.update(self._db.execute(f"SELECT id, n FROM entries WHERE id IN ({','.join('?' * len(chunk))})",
+                                        tuple(chunk)).fetchall())
+        missing = [i for i in ids if i not in out]
+        if missing:
+            raise StoreError(f"entry {missing[0]} is not in {self.path}")
+        return out
 
     @staticmethod
     def _row(e: Entry) -> tuple:
