@@ -17,9 +17,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 import struct
-from datetime import datetime, timedelta, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from feedsvc.errors import StoreError
 from feedsvc.model import Entry, SourceState
@@ -104,7 +105,7 @@ def _t(dt: datetime | None) -> str | None:
         return None
     if dt.tzinfo is None:
         raise ValueError(f"naive datetime {dt!r}: every datetime must be timezone-aware")
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
 def _dt(text: str | None) -> datetime | None:
