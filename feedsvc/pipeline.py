@@ -90,30 +90,58 @@ def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: date
     started = time.monotonic()
     results: list[RefreshResult] = []
     with Store.open(config.state) as store:
-        by_source = gather_sources(config, topics, store, now=now, force=force, progress=progress, record=True)
-        for topic in topics:
-            t0 = time.monotonic()
-            tp = plan_topic(topic, by_source, store, now=now)
-            store.save(tp.plan, topic.id, now)
-            joined = set(tp.plan.joined_topic)  # known stories new to this topic are new in its feed
-            entries = store.entries(topic.id, limit=topic.max_entries)
-            written = publish_topic(config, with_icon(topic, store), entries, store)
-            if written and config.websub_hub and config.base_url:
-                # a failed ping never fails the refresh: readers still poll
-                websub.ping_hub(config.websub_hub, [config.base_url + p.name for p in written],
-                                user_agent=config.user_agent)
-            result = RefreshResult(
-                topic=topic.id, entries=len(entries), new=len(tp.plan.new) + len(joined),
-                updated=len([1 for _, e in tp.plan.updated if e.id not in joined]),
-                unchanged=len(tp.plan.unchanged), feed_written=bool(written), sources=tp.sources,
-                seconds=time.monotonic() - t0,
-            )
-            results.append(result)
+        # A topic is planned, saved and published as soon as its last source is read, while
+        # the other pages are still being fetched and parsed in the worker processes.
+        waiting = {t.id: {s.url for s in t.sources} for t in topics}
+        users: dict[str, int] = {}  # source url -> topics still to use its items
+        for t in topics:
+            for url in waiting[t.id]:
+                users[url] = users.get(url, 0) + 1
+        by_source: dict[str, SourceItems] = {}
+        ready: list[TopicConfig] = []
+        for url, got in settled_sources(config, topics, store, now=now, force=force, progress=progress,
+                                        record=True):
+            by_source[url] = got
+            for t in topics:
+                if url in waiting[t.id]:
+                    waiting[t.id].discard(url)
+                    if not waiting[t.id]:
+                        ready.append(t)
+            while ready:
+                topic = ready.pop(0)
+                results.append(refresh_topic(config, topic, by_source, store, now=now))
+                for u in {s.url for s in topic.sources}:
+                    users[u] -= 1
+                    if not users[u]:
+                        by_source[u].items = []  # nobody needs them any more: 1,000 pages of items add up
+        order = {t.id: i for i, t in enumerate(topics)}
+        results.sort(key=lambda r: order[r.topic])
         store.touch_sources([url for url, got in by_source.items() if not got.fresh], now)
         store.prune(now, config.retention)
         publish_indexes(config, store)
     log.debug("refresh of %d topic(s) took %.2fs", len(topics), time.monotonic() - started)
     return results
+
+
+def refresh_topic(config: Config, topic: TopicConfig, by_source: dict[str, SourceItems], store: Store, *,
+                  now: datetime) -> RefreshResult:
+    """Plan, save and publish one topic whose sources have all been read."""
+    t0 = time.monotonic()
+    tp = plan_topic(topic, by_source, store, now=now)
+    store.save(tp.plan, topic.id, now)
+    joined = set(tp.plan.joined_topic)  # known stories new to this topic are new in its feed
+    entries = store.entries(topic.id, limit=topic.max_entries)
+    written = publish_topic(config, with_icon(topic, store), entries, store)
+    if written and config.websub_hub and config.base_url:
+        # a failed ping never fails the refresh: readers still poll
+        websub.ping_hub(config.websub_hub, [config.base_url + p.name for p in written],
+                        user_agent=config.user_agent)
+    return RefreshResult(
+        topic=topic.id, entries=len(entries), new=len(tp.plan.new) + len(joined),
+        updated=len([1 for _, e in tp.plan.updated if e.id not in joined]),
+        unchanged=len(tp.plan.unchanged), feed_written=bool(written), sources=tp.sources,
+        seconds=time.monotonic() - t0,
+    )
 
 
 def publish_topic(config: Config, topic: TopicConfig, entries: list[Entry], store: Store) -> list[Path]:
@@ -173,29 +201,36 @@ def plan_topics(config: Config, topic_ids: Sequence[str] | None = None, *, now: 
 
 def gather_sources(config: Config, topics: Sequence[TopicConfig], store: Store, *, now: datetime, force: bool,
                    progress: Progress | None, record: bool) -> dict[str, SourceItems]:
-    """Fetch every distinct source of the topics once (concurrently across hosts) and parse it."""
+    """Every distinct source of the topics, fetched and parsed."""
+    return dict(settled_sources(config, topics, store, now=now, force=force, progress=progress, record=record))
+
+
+def settled_sources(config: Config, topics: Sequence[TopicConfig], store: Store, *, now: datetime, force: bool,
+                    progress: Progress | None, record: bool) -> Iterator[tuple[str, SourceItems]]:
+    """Fetch every distinct source of the topics once (concurrently across hosts) and parse it,
+    yielding each source's outcome as soon as it is known."""
     sources: dict[str, tuple[SourceConfig, TopicConfig]] = {}
     for topic in topics:
         for source in topic.sources:
             sources.setdefault(source.url, (source, topic))
     states = {url: store.source_state(url) for url in sources}
-    by_source: dict[str, SourceItems] = {}
     jobs: list[tuple[SourceConfig, SourceState | None]] = []
     for url, (source, _topic) in sources.items():
         state = states[url]
         if not force and state.next_try_at is not None and now < state.next_try_at:
-            by_source[url] = SourceItems(SourceOutcome(url, "skipped", error=f"backed off until "
-                                                       f"{state.next_try_at.isoformat()} after: {state.last_error}"))
+            yield url, SourceItems(SourceOutcome(url, "skipped", error=f"backed off until "
+                                                 f"{state.next_try_at.isoformat()} after: {state.last_error}"))
             continue
         jobs.append((source, state))
     if not jobs:
-        return by_source
+        return
 
-    def settle(source: SourceConfig, answer: NotModified | SourceError | Parsed) -> None:
+    def settle(source: SourceConfig, answer: NotModified | SourceError | Parsed) -> tuple[str, SourceItems]:
         state = states[source.url]
-        by_source[source.url] = settle_source(source, state, answer, now=now)
+        got = settle_source(source, state, answer, now=now)
         if record:
             store.save_source_state(state)
+        return source.url, got
 
     with make_fetcher(config) as fetcher, Parser(parse_workers(len(jobs))) as parser:
         fetched = 0
@@ -206,10 +241,11 @@ def gather_sources(config: Config, topics: Sequence[TopicConfig], store: Store, 
             if isinstance(answer, Page):
                 parser.submit(source, answer, sources[source.url][1].language)
             else:
-                settle(source, answer)
+                yield settle(source, answer)
+            for source, parsed in parser.ready():
+                yield settle(source, parsed)
         for source, parsed in parser.results():
-            settle(source, parsed)
-    return by_source
+            yield settle(source, parsed)
 
 
 # A page is parsed in well under a second; this bounds a pathological one (pages are
@@ -276,20 +312,34 @@ class Parser:
             meta = Parsed([], page.etag, page.last_modified, extract.page_icon(page))
             self.pending.append((source, meta, self.pool.submit(parse_page, *args)))
 
+    def ready(self) -> Iterator[tuple[SourceConfig, Parsed]]:
+        """The pages parsed so far, without waiting for the others."""
+        done, self.done = self.done, []
+        yield from done
+        while self.pending and self.pending[0][2].done():
+            yield self._collect(*self.pending.pop(0), timeout=0)
+
     def results(self) -> Iterator[tuple[SourceConfig, Parsed]]:
-        yield from self.done
+        """The remaining pages, waiting for each (a batch's parse is bounded by PARSE_TIMEOUT)."""
+        yield from self.ready()
         deadline = time.monotonic() + PARSE_TIMEOUT
-        for source, meta, future in self.pending:
-            result: list[Item] | SourceError
-            try:
-                # every page had its chance since submission; the clock runs for the batch
-                result = future.result(timeout=max(0.0, deadline - time.monotonic()))
-            except FutureTimeout:
-                result = SourceError("parse", f"parsing took longer than {PARSE_TIMEOUT:.0f}s; page skipped")
-            except BrokenProcessPool as exc:
-                result = SourceError("parse", f"the parser process died ({exc})")
+        while self.pending:
+            # every page had its chance since submission; the clock runs for the batch
+            yield self._collect(*self.pending[0], timeout=max(0.0, deadline - time.monotonic()))
+            self.pending.pop(0)
             deadline = max(deadline, time.monotonic() + PARSE_TIMEOUT / 10)
-            yield source, dataclasses.replace(meta, result=result)
+
+    @staticmethod
+    def _collect(source: SourceConfig, meta: Parsed, future: Future[list[Item] | SourceError], *,
+                 timeout: float) -> tuple[SourceConfig, Parsed]:
+        result: list[Item] | SourceError
+        try:
+            result = future.result(timeout=timeout)
+        except FutureTimeout:
+            result = SourceError("parse", f"parsing took longer than {PARSE_TIMEOUT:.0f}s; page skipped")
+        except BrokenProcessPool as exc:
+            result = SourceError("parse", f"the parser process died ({exc})")
+        return source, dataclasses.replace(meta, result=result)
 
     def __enter__(self) -> Parser:
         return self
