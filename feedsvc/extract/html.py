@@ -152,7 +152,8 @@ _STRING = etree.XPath("string()", smart_strings=False)
 
 
 def text_of(el: etree._Element) -> str:
-    return fold_ws(_STRING(el))
+    # Most links and cells have no child node: their .text is the whole string(), without an XPath call.
+    return fold_ws(_STRING(el) if len(el) else el.text)
 
 
 def spaced_text_of(el: etree._Element) -> str:
@@ -187,10 +188,11 @@ class Anchor:
 
 
 def _title_of(a: etree._Element) -> str:
-    for el in a.iter(*HEADINGS):  # a card that is one big link: its heading is the headline
-        t = text_of(el)
-        if t:
-            return t
+    if len(a):  # (a link with no child element has no heading inside)
+        for el in a.iter(*HEADINGS):  # a card that is one big link: its heading is the headline
+            t = text_of(el)
+            if t:
+                return t
     t = text_of(a)
     if not t:
         t = fold_ws(a.get("title") or "")
@@ -208,16 +210,24 @@ def collect_anchors(root: etree._Element) -> list[Anchor]:
     stack: list[etree._Element] = []
     sigs: list[str] = []
     order = 0
+    # a page repeats a few (tag, class) pairs many times: each signature part is worked out once
+    parts: dict[tuple[str, str | None], str] = {}
+    words: dict[etree._Element, str] = {}  # the link's parents are shared with its siblings
     for event, el in etree.iterwalk(root, events=("start", "end")):
-        if not isinstance(el.tag, str):
+        tag = el.tag
+        if not isinstance(tag, str):
             continue
         if event == "end":
             stack.pop()
             sigs.pop()
             continue
         stack.append(el)
-        sigs.append(_sig_part(el))
-        if el.tag != "a":
+        key = (tag, el.get("class"))
+        part = parts.get(key)
+        if part is None:
+            part = parts[key] = _sig_part(el)
+        sigs.append(part)
+        if tag != "a":
             continue
         href = clean_href(el.get("href"))
         if href is None:
@@ -227,10 +237,18 @@ def collect_anchors(root: etree._Element) -> list[Anchor]:
             continue  # image-only links carry no headline
         order += 1
         parents = tuple(stack[:-1])
-        in_heading = any(p.tag in HEADINGS for p in parents[-3:]) or next(el.iter(*HEADINGS), None) is not None
+        in_heading = any(p.tag in HEADINGS for p in parents[-3:]) or (
+            len(el) > 0 and next(el.iter(*HEADINGS), None) is not None)
         if not in_heading:
-            near = " ".join(_attr_words(p) for p in parents[-2:]) + " " + _attr_words(el)
-            in_heading = "title" in near or "headline" in near or "heading" in near
+            near: list[str] = []
+            for p in parents[-2:]:
+                w = words.get(p)
+                if w is None:
+                    w = words[p] = _attr_words(p)
+                near.append(w)
+            near.append(_attr_words(el))
+            text = " ".join(near)
+            in_heading = "title" in text or "headline" in text or "heading" in text
         anchors.append(Anchor(el, href, title, tuple(sigs), parents, order, in_heading))
         if len(anchors) >= MAX_ANCHORS:
             log.debug("more than %d links: the rest of the page is not read", MAX_ANCHORS)
