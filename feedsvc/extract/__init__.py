@@ -79,10 +79,18 @@ def _run(page: Page, selectors: Selectors | None) -> html.Outcome:
     return html.automatic(page.url, page.text)
 
 
+# A listing shows tens of items, a feed at most max_entries; a page with 100,000 of them is hostile
+# or broken, and normalizing them all would cost tens of seconds. The first MAX_ITEMS, in page order.
+MAX_ITEMS = 1000
+
+
 def extract_items(page: Page, selectors: Selectors | None = None) -> list[RawItem]:
-    """The items listed on `page`, in page order. [] when the page lists none."""
+    """The items listed on `page`, in page order (at most MAX_ITEMS). [] when the page lists none."""
     outcome = _run(page, selectors)
     log.debug("%s: %s", page.url, outcome.reason)
+    if len(outcome.items) > MAX_ITEMS:
+        log.warning("%s lists %d items; keeping the first %d", page.url, len(outcome.items), MAX_ITEMS)
+        return outcome.items[:MAX_ITEMS]
     return outcome.items
 
 

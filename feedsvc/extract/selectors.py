@@ -82,12 +82,17 @@ def _field(block: Tag, sel: FieldSelector | None, kind: str) -> tuple[str | None
     return fold_ws(el.get_text(" ")) or None, el
 
 
+# Each block costs a few CSS look-ups; a page matching 50,000 of them would take ~15 s. A feed needs
+# far fewer (extract keeps 1,000 items at most): the first MAX_BLOCKS, in page order.
+MAX_BLOCKS = 2000
+
+
 def extract_with_selectors(page_url: str, text: str, selectors: Selectors) -> list[RawItem]:
     soup = BeautifulSoup(text, "lxml")
     base_el = soup.find("base", href=True)
     base = urljoin(page_url, _attr(base_el, "href") or "") if base_el is not None and _attr(base_el, "href") else None
     try:
-        blocks = soup.select(selectors.item)
+        blocks = soup.select(selectors.item, limit=MAX_BLOCKS)
     except (SelectorSyntaxError, ValueError, NotImplementedError) as exc:
         log.warning("item selector %r failed: %s", selectors.item, exc)
         return []

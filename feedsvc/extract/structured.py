@@ -65,6 +65,9 @@ def load_json(text: str) -> Any:
     except ValueError as exc:
         log.debug("skipping JSON-LD that does not parse: %s", exc)
         return None
+    except RecursionError:  # [[[[… thousands deep: json's C decoder gives up on the recursion limit
+        log.debug("skipping JSON nested too deeply to parse")
+        return None
 
 
 def _types(node: dict[str, Any]) -> set[str]:

@@ -54,7 +54,8 @@ class _DropTable(dict[int, int | None]):
     def __missing__(self, cp: int) -> int | None:
         cat = unicodedata.category(chr(cp))
         value = None if cat[0] in "PZC" else cp
-        self[cp] = value
+        if len(self) < 20_000:  # a page of random code points must not grow a process-wide table for ever
+            self[cp] = value
         return value
 
 
