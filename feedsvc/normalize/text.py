@@ -15,6 +15,7 @@ from __future__ import annotations
 import html as _html
 import re
 import unicodedata
+from functools import lru_cache
 from urllib.parse import urljoin
 
 import nh3
@@ -128,13 +129,10 @@ def _url_filter(base: str | None):
     return filt
 
 
-def sanitize_html(html: str, base_url: str | None = None) -> str:
-    """Safe HTML: an allow-list of tags/attributes, no active content, links absolute against `base_url`."""
-    if not html:
-        return ""
-    html = _strip_chars(html)
-    return nh3.clean(
-        html,
+@lru_cache(maxsize=64)
+def _cleaner(base_url: str | None) -> nh3.Cleaner:
+    """One sanitizer per page URL: nh3.clean() rebuilt the allow-lists for every item (~2/3 of its cost)."""
+    return nh3.Cleaner(
         tags=_TAGS,
         clean_content_tags=_DROP_WITH_CONTENT,
         attributes=_ATTRIBUTES,
@@ -142,7 +140,15 @@ def sanitize_html(html: str, base_url: str | None = None) -> str:
         url_schemes={"http", "https", "mailto"},
         strip_comments=True,
         link_rel="noopener noreferrer nofollow",
-    ).strip()
+    )
+
+
+def sanitize_html(html: str, base_url: str | None = None) -> str:
+    """Safe HTML: an allow-list of tags/attributes, no active content, links absolute against `base_url`."""
+    if not html:
+        return ""
+    html = _strip_chars(html)
+    return _cleaner(base_url).clean(html).strip()
 
 
 _BLOCK_END = re.compile(r"(?i)<\s*(?:br|/p|/div|/li|/h[1-6]|/tr|/blockquote)\b[^>]*>")
