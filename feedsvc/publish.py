@@ -25,6 +25,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,6 +56,7 @@ _XML_FORBIDDEN = re.compile("[^\u0009\u000a\u000d\u0020-\u007e\u00a0-\ud7ff\ue00
 # RFC 4287 atomLanguageTag (the schema's pattern): refuse before the schema would.
 _LANG_TAG = re.compile(r"^([A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*)?$")
 _ABS_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$")
+_SPACE = re.compile(r"\s")  # the same characters as str.isspace() (checked over every code point)
 # summary_html is sanitized by normalize; if anything active slipped through, publish the plain text.
 _ACTIVE_HTML = re.compile(r"<\s*/?\s*(script|style|iframe|object|embed|form|base|meta|link)\b"
                           r"|\son[a-z]+\s*=|javascript\s*:|vbscript\s*:|data\s*:\s*text/html", re.IGNORECASE)
@@ -77,7 +79,7 @@ def _http_url(url: str | None) -> str | None:
         parts = urlsplit(url)
     except ValueError:
         return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or _SPACE.search(url):
         return None
     return url
 
@@ -94,12 +96,20 @@ def rfc3339(dt: datetime) -> str:
     return dt.isoformat()
 
 
+@lru_cache(maxsize=1024)
+def _web_host(source_url: str) -> str | None:
+    """The host without www. of an http(s) URL, else None (every entry of a page asks for the same one)."""
+    parts = urlsplit(source_url)
+    host = parts.hostname
+    if not host or parts.scheme not in ("http", "https"):
+        return None
+    return host.removeprefix("www.")
+
+
 def site_name(source_url: str, topic: TopicConfig) -> str:
     """The site's name for author elements: the host of the page (file: sources: the topic title)."""
-    host = urlsplit(source_url).hostname if source_url else None
-    if not host or urlsplit(source_url).scheme not in ("http", "https"):
-        return topic.title
-    return host.removeprefix("www.")
+    host = _web_host(source_url) if source_url else None
+    return topic.title if host is None else host
 
 
 def page_url(topic: TopicConfig, config: Config) -> str:
@@ -366,7 +376,10 @@ def render_feed(topic: TopicConfig, entries: Sequence[Entry], config: Config, fm
     if fmt not in EXTENSIONS:
         raise PublishError(f"topic {topic.id!r}: unknown feed format {fmt!r}; choose from {', '.join(EXTENSIONS)}")
     checked = _check_entries(topic, entries, config)
-    meta = _Meta(topic, checked, config)
+    return _render(topic, _Meta(topic, checked, config), checked, fmt)
+
+
+def _render(topic: TopicConfig, meta: _Meta, checked: list[_Checked], fmt: str) -> bytes:
     if fmt == "json":
         return _render_json(topic, meta, checked)
     return _render_feedgen(topic, meta, checked, fmt)
@@ -417,8 +430,15 @@ def _fsync_dir(folder: Path) -> None:
 def write_feeds(topic: TopicConfig, entries: Sequence[Entry], config: Config) -> list[Path]:
     """Render every format of topic.formats, then write those whose bytes changed. Returns the paths written."""
     # Render everything first: a render error then leaves every file of the topic as it was.
-    rendered = [(feed_path(config, topic.id, fmt), render_feed(topic, entries, config, fmt))
-                for fmt in topic.formats]
+    rendered: list[tuple[Path, bytes]] = []
+    checked: list[_Checked] = []
+    meta: _Meta | None = None
+    for fmt in topic.formats:
+        path = feed_path(config, topic.id, fmt)  # refuses an unknown format, as render_feed does
+        if meta is None:  # the formats show the same entries: check them once, not once per format
+            checked = _check_entries(topic, entries, config)
+            meta = _Meta(topic, checked, config)
+        rendered.append((path, _render(topic, meta, checked, fmt)))
     written = [path for path, data in rendered if write_atomic(path, data)]
     for path in written:
         log.info("topic %s: wrote %s", topic.id, path)
