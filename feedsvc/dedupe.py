@@ -450,6 +450,17 @@ def find_stored(item_keys: Iterable[str], folded: str, store: StoreView) -> tupl
 
 def plan(items: Sequence[Item], store: StoreView, topic_id: str, now: datetime) -> Plan:
     """Decide, without writing anything, what the items of one topic's refresh mean for the store."""
+    try:
+        return _plan(items, store, topic_id, now)
+    finally:
+        # The text caches serve one plan: kept across plans, a daemon's memory would grow with
+        # every text it has ever compared (sets of shingles are ~10 KB a text).
+        shingles.cache_clear()
+        _figures.cache_clear()
+        _buckets.cache_clear()
+
+
+def _plan(items: Sequence[Item], store: StoreView, topic_id: str, now: datetime) -> Plan:
     result = Plan()
     claimed: dict[str, Entry] = {}  # entry id -> the plan's entry (two clusters may find one story)
     minted: set[str] = set()

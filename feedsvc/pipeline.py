@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -287,6 +288,27 @@ class Parsed:
     icon: str | None = None
 
 
+def watch_refresh(pid: int) -> None:
+    """In a parse worker: exit when the refresh that started it is gone.
+
+    A refresh killed with SIGKILL (the OOM killer, kill -9) cannot stop its workers, and a
+    worker waiting for work never notices on its own; without this, each such kill would
+    leave processes behind for ever (the forkserver and its resource tracker exit by
+    themselves when their pipe from the refresh closes)."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(1)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # the pid was reused by another user's process: ours is gone
+                os._exit(0)
+
+    threading.Thread(target=watch, name="feedsvc-watch-refresh", daemon=True).start()
+
+
 class Parser:
     """Parses pages as they arrive: in-process for one worker, else in a process pool."""
 
@@ -299,8 +321,9 @@ class Parser:
             # forkserver: workers fork from a clean process that already imported the steps,
             # not from this one with its fetch threads and open SQLite handle.
             ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["feedsvc.pipeline"])
-            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+            ctx.set_forkserver_preload(["feedsvc.pipeline", "feedsvc.extract", "feedsvc.normalize"])
+            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                            initializer=watch_refresh, initargs=(os.getpid(),))
             self.pool.submit(int)  # start the workers now, while the first pages are being fetched
 
     def submit(self, source: SourceConfig, page: Page, language: str | None) -> None:

@@ -120,6 +120,9 @@ def _unpack(blob: bytes) -> list[int]:
     return list(struct.unpack(f"<{len(blob) // 8}q", blob))
 
 
+NEAR_CANDIDATES = 32  # stored stories verified, at most, for one new text
+
+
 class Store:
     """One SQLite file. Reads for dedupe.plan(), one transaction per save()."""
 
@@ -264,8 +267,12 @@ class Store:
         if not buckets:
             return []
         marks = ",".join("?" * len(buckets))
-        ns = [r[0] for r in self._db.execute(
-            f"SELECT DISTINCT n FROM lsh WHERE bucket IN ({marks}) ORDER BY n", tuple(buckets))]
+        # The stories sharing the most bands first, and no more than NEAR_CANDIDATES of them: on
+        # pages of near-identical templated summaries every stored story shares some band, and
+        # verifying them all made a check grow with the store. A true near-duplicate shares many.
+        ns = sorted(r[0] for r in self._db.execute(
+            f"SELECT n FROM lsh WHERE bucket IN ({marks}) GROUP BY n ORDER BY count(*) DESC, n LIMIT ?",
+            (*buckets, NEAR_CANDIDATES)))
         if not ns:
             return []
         return self._entries(f"WHERE e.n IN ({','.join('?' * len(ns))})", ns, "ORDER BY e.n")

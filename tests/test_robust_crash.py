@@ -203,9 +203,6 @@ def test_sigkill_at_random_moments_never_breaks_feeds_or_state(http_server, tmp_
     assert moved, "no kill landed after a feed was replaced: the kill times do not cover the run"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pipeline.py Parser: the forkserver, its resource tracker and parse workers of a refresh whose own "
-    "process is SIGKILLed (OOM killer, kill -9 of the pid) keep running for ever, ~3 processes each time"))
 def test_a_refresh_killed_alone_leaves_no_parse_worker_behind(http_server, tmp_path: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()

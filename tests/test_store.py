@@ -146,3 +146,24 @@ def test_replaced_text_moves_its_index_rows(tmp_path, now):
         assert db.execute("SELECT count(*) FROM lsh").fetchone()[0] == rows_before == dedupe.BANDS
         assert db.execute("SELECT count(*) FROM keys").fetchone()[0] == 4  # two texts, two text keys
         db.close()
+
+
+def test_near_candidates_are_capped_on_templated_pages(tmp_path, now):
+    """Summaries that differ only by their figures share bands with every stored one: a check stays bounded."""
+    from feedsvc.store import NEAR_CANDIDATES
+
+    with Store.open(tmp_path / "s.sqlite") as store:
+        for batch in range(4):
+            refresh(store, [item(f"東京都で新たに{batch * 50 + i}人の感染を確認したと発表した。前の週の同じ曜日より減った。",
+                                 position=i) for i in range(50)], now + timedelta(hours=batch), topic=f"t{batch}")
+        assert store.entry_count() == 200  # a figure changed on both sides: 200 different reports
+        probe = dedupe.fold("東京都で新たに999人の感染を確認したと発表した。前の週の同じ曜日より減った。")
+        candidates = store.near_candidates(dedupe.buckets(probe))
+        assert 0 < len(candidates) <= NEAR_CANDIDATES
+
+
+def test_plan_leaves_no_text_cache_behind(tmp_path, now):
+    with Store.open(tmp_path / "s.sqlite") as store:
+        refresh(store, [item(f"記事{i}の要約です。内容はそれぞれ違います。番号{i}。") for i in range(30)], now)
+    assert dedupe.shingles.cache_info().currsize == 0
+    assert dedupe._buckets.cache_info().currsize == 0
