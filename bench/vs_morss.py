@@ -77,7 +77,7 @@ def ensure_morss(venv: Path) -> tuple[Path | None, str]:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return None, f"{type(exc).__name__}: {exc}"
     version = subprocess.run([str(py), "-m", "pip", "show", "morss"], check=False, capture_output=True, text=True).stdout
-    line = next((l for l in version.splitlines() if l.startswith("Version:")), "Version: ?")
+    line = next((ln for ln in version.splitlines() if ln.startswith("Version:")), "Version: ?")
     return py, f"morss {line.split(':', 1)[1].strip()}"
 
 

@@ -467,13 +467,13 @@ class Fetcher:
                     body = resp.raw.read(ROBOTS_MAX_BYTES, decode_content=True) if status == 200 else b""
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             log.warning("%s unreachable (%s); allowing all", robots_url, _reason(exc))
-            rp.allow_all = True
+            rp.allow_all = True  # type: ignore[attr-defined]  # RobotFileParser's own flag, not in typeshed
             return rp
         if status >= 500:
             log.warning("%s answered HTTP %d; allowing all", robots_url, status)
-            rp.allow_all = True
+            rp.allow_all = True  # type: ignore[attr-defined]  # RobotFileParser's own flag, not in typeshed
         elif status >= 400:  # RFC 9309: 4xx means there are no rules
-            rp.allow_all = True
+            rp.allow_all = True  # type: ignore[attr-defined]  # RobotFileParser's own flag, not in typeshed
         else:
             rp.parse(body.decode("utf-8", "replace").splitlines())
         return rp

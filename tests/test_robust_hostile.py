@@ -21,9 +21,9 @@ import pytest
 from test_robust_support import feed_ids, run_cli, write_config
 
 SECRET = "ROOT-SECRET-d41d8cd9"
-HOSTILE = f"""<!DOCTYPE html>
+HOSTILE = """<!DOCTYPE html>
 <html><head><title>Hostile</title>
-<script>document.write('SCRIPT-IN-HEAD')</script><style>body{{background:url(javascript:STYLE)}}</style>
+<script>document.write('SCRIPT-IN-HEAD')</script><style>body{background:url(javascript:STYLE)}</style>
 <meta http-equiv="refresh" content="0;url=javascript:alert('META')">
 </head><body><ul>
 <li class="story"><a href="/s/1"><h3>Story one &lt;script&gt;alert('T1')&lt;/script&gt; <b>bold</b></h3></a>
@@ -31,7 +31,7 @@ HOSTILE = f"""<!DOCTYPE html>
   and <img src="x" onerror="alert('ONERR')"> and <a href="javascript:alert('JSLINK')">a js link</a>.</p>
   <time datetime="2026-01-02T09:00:00+00:00">Jan 2</time></li>
 <li class="story"><a href="javascript:alert('JSHREF')"><h3>Story two with a javascript link</h3></a>
-  <p>Second summary <svg onload="alert('SVG')"><script>alert('SVGS')</script></svg> <style>p{{}}</style>.</p></li>
+  <p>Second summary <svg onload="alert('SVG')"><script>alert('SVGS')</script></svg> <style>p{}</style>.</p></li>
 <li class="story"><a href="data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg=="><h3>Story three data URL</h3></a>
   <p>Third summary <a href="data:text/html,<script>alert(3)</script>">data link</a> <object data="x.swf">OBJ</object>.</p></li>
 <li class="story"><a href="/s/4"><h3>Story four \x01\x02\x0b\x0c\x1b\x7f\ufffe\uffff controls &#0; &#x1; &#xFFFE;</h3></a>
@@ -148,7 +148,7 @@ def test_links_are_http_only_and_html_in_titles_is_text(hostile_site: Path) -> N
 
 def entity_page(kind: str) -> str:
     if kind == "external":
-        dtd = f'<!DOCTYPE rss [<!ENTITY xxe SYSTEM "file://{{secret}}"><!ENTITY % p SYSTEM "file://{{secret}}"> %p;]>'
+        dtd = '<!DOCTYPE rss [<!ENTITY xxe SYSTEM "file://{secret}"><!ENTITY % p SYSTEM "file://{secret}"> %p;]>'
     else:  # the billion laughs
         dtd = ('<!DOCTYPE rss [<!ENTITY lol "lol">' + "".join(
             f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10)) + "]>")

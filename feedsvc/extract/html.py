@@ -374,7 +374,8 @@ def _pre_score(g: Group, memo: _Memo, page_host: str) -> None:
     g.rel = tuple(first.sig[first.block_depth:])
     g.containers = {id(m.ancestors[m.block_depth - 1]) for m in members if m.block_depth > 0}
     g.notes = {"n": len(links), "median_width": med, "text": round(tf, 2), "distinct": round(distinct, 2),
-               "in_bad_box": bad, "in_good_box": good, "in_mild_box": mild, "ad_links": ads, "article_links": round(article_links, 2), "headings": round(heading, 2), "external": external}
+               "in_bad_box": bad, "in_good_box": good, "in_mild_box": mild, "ad_links": ads,
+               "article_links": round(article_links, 2), "headings": round(heading, 2), "external": external}
 
 
 def _block_features(m: Anchor) -> tuple[bool, bool, bool, bool]:
@@ -418,7 +419,7 @@ def _final_score(g: Group) -> None:
 def _is_meta_line(text: str) -> bool:
     """A byline/date line ("Tuesday, 8 July 2008 @ 11:34am • life") is no summary."""
     found = rules.find_date_text(text)
-    return bool(found) and len(found) * 2 >= len(text)
+    return found is not None and len(found) * 2 >= len(text)
 
 
 def _summary_of(m: Anchor) -> tuple[str | None, str | None]:
@@ -520,7 +521,7 @@ def dedupe_by_link(items: list[RawItem], page_url: str, base: str | None) -> lis
 
 
 def _structured_to_raw(items: list[StructuredItem], base: str | None, found_by: str) -> list[RawItem]:
-    out = []
+    out: list[RawItem] = []
     for s in items:
         link = clean_href(s.link) if s.link else None
         out.append(RawItem(position=len(out), found_by=found_by, title=s.title,

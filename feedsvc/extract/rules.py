@@ -207,4 +207,4 @@ def is_headline_line(line: str) -> bool:
 
 def is_date_only(line: str) -> bool:
     found = find_date_text(line)
-    return bool(found) and weight(line) <= weight(found) + 6
+    return found is not None and weight(line) <= weight(found) + 6

@@ -23,7 +23,9 @@ ELLIPSIS = "…"
 
 _CJK_STOP = re.compile(r"[。！？!?「『（(【［\[〈《」』）)】］\]〉》]|\.(?=\s)")
 _ABBREV = frozenset(
-    ["mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "etc", "e.g", "i.e", "u.s", "u.k", "u.n", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "no", "gov", "sen", "rep", "gen", "col", "lt", "inc", "corp", "co", "ltd", "fig", "approx", "p.m", "a.m"]
+    ["mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "etc", "e.g", "i.e", "u.s", "u.k", "u.n",
+     "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
+     "no", "gov", "sen", "rep", "gen", "col", "lt", "inc", "corp", "co", "ltd", "fig", "approx", "p.m", "a.m"]
 )
 _LATIN_END = re.compile(r"[.!?…][\"”’)\]]?(?=\s+[\"“‘(\[]?[A-Z0-9\u00C0-\u024F\u0370-\u04FF])")
 _OPENERS = "「『（(【［[〈《"
