@@ -36,6 +36,7 @@ from feedsvc.daemon import Daemon, crontab_trigger, crontab_weekdays, make_trigg
 from feedsvc.errors import ConfigError
 from feedsvc.lock import StateLock
 from feedsvc.model import RefreshResult, SourceOutcome
+from tomlwriter import write_config
 
 WAIT = 20.0  # upper bound on any wait for the scheduler; tests finish long before
 
@@ -48,32 +49,6 @@ def wait_for(predicate: Callable[[], Any], timeout: float = WAIT, what: str = "c
             return value
         time.sleep(0.05)
     pytest.fail(f"timed out after {timeout}s waiting for {what}")
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
-    raise TypeError(value)
-
-
-def write_config(path: Path, topics: list[dict[str, Any]], **settings: Any) -> Path:
-    """A config.toml: [feedsvc] settings (fast test defaults) and one [[topics]] table per dict."""
-    base = {"output_dir": "feeds", "state": "state/feedsvc.sqlite", "interval": "1h", "jitter": "0s",
-            "host_delay": "0s"}
-    base.update(settings)
-    lines = ["[feedsvc]"] + [f"{k} = {toml_value(v)}" for k, v in base.items()]
-    for topic in topics:
-        lines += ["", "[[topics]]"] + [f"{k} = {toml_value(v)}" for k, v in topic.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def topic(topic_id: str, url: str = "https://example.com/list", **extra: Any) -> dict[str, Any]:
