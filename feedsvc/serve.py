@@ -22,6 +22,8 @@ from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from feedsvc import __version__
+
 log = logging.getLogger(__name__)
 
 CONTENT_TYPES = {
@@ -123,8 +125,10 @@ def _etag_matches(header: str, etags: set[str]) -> bool:
 def _make_handler(root: Path) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
-        server_version = "feedsvc"
-        sys_version = ""
+        server_version = f"feedsvc/{__version__}"
+
+        def version_string(self) -> str:  # the Server header: no Python version for strangers
+            return self.server_version
 
         def log_message(self, format: str, *args: object) -> None:
             log.info("%s %s", self.address_string(), format % args)
