@@ -458,8 +458,3 @@ def preview(source: SourceConfig, config: Config, *, now: datetime, language: st
         page_url=answer.url, fetched_at=now, timezone=source.timezone, language=language))
     return answer, raws, items
 
-
-def feed_entries(config: Config, topic_id: str) -> list[Entry]:
-    with Store.open(config.state) as store:
-        topic = config.topic(topic_id)
-        return store.entries(topic_id, limit=topic.max_entries if topic else None)
