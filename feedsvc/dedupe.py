@@ -248,8 +248,10 @@ class StoreView(Protocol):
     def find_by_keys(self, keys: Sequence[str]) -> tuple[Entry, str, str] | None:
         """(entry, its folded text, the key that matched) for the first stored key found."""
 
-    def near_candidates(self, buckets: Sequence[int]) -> list[tuple[Entry, str]]:
-        """(entry, its folded text) for every stored story sharing at least one bucket."""
+    def near_candidates(self, buckets: Sequence[int]) -> list[tuple[str, str]]:
+        """(entry id, its folded text) for the stored stories sharing the most buckets."""
+
+    def entry(self, entry_id: str) -> Entry | None: ...
 
     def has_id(self, entry_id: str) -> bool: ...
 
@@ -435,17 +437,18 @@ def find_stored(item_keys: Iterable[str], folded: str, store: StoreView) -> tupl
     if hit is not None:
         entry, stored_folded, key = hit
         return entry, stored_folded, "same-text" if key.startswith(("folded:", "text:")) else "same-url"
-    best: tuple[float, Entry, str] | None = None
-    for entry, stored_folded in store.near_candidates(buckets(folded)):
+    best: tuple[float, str, str] | None = None
+    for entry_id, stored_folded in store.near_candidates(buckets(folded)):
         why = verdict(folded, stored_folded)
         if why is None:
             continue
         score = similarity(folded, stored_folded).jaccard
-        if best is None or score > best[0] or (score == best[0] and entry.id < best[1].id):
-            best = (score, entry, stored_folded)
+        if best is None or score > best[0] or (score == best[0] and entry_id < best[1]):
+            best = (score, entry_id, stored_folded)
     if best is None:
         return None
-    return best[1], best[2], "near-duplicate"
+    winner = store.entry(best[1])
+    return (winner, best[2], "near-duplicate") if winner is not None else None
 
 
 def plan(items: Sequence[Item], store: StoreView, topic_id: str, now: datetime) -> Plan:

@@ -263,7 +263,11 @@ class Store:
                     return found[0][0], found[0][1], key
         return None
 
-    def near_candidates(self, buckets: Sequence[int]) -> list[tuple[Entry, str]]:
+    def near_candidates(self, buckets: Sequence[int]) -> list[tuple[str, str]]:
+        """(entry id, folded text) of the stored stories sharing the most LSH buckets with a text.
+
+        Only what the verdict needs: most candidates are turned down, so their whole entries
+        are not loaded (dedupe asks for the one that wins with entry())."""
         if not buckets:
             return []
         marks = ",".join("?" * len(buckets))
@@ -275,7 +279,8 @@ class Store:
             (*buckets, NEAR_CANDIDATES)))
         if not ns:
             return []
-        return self._entries(f"WHERE e.n IN ({','.join('?' * len(ns))})", ns, "ORDER BY e.n")
+        return self._db.execute(f"SELECT id, folded FROM entries WHERE n IN ({','.join('?' * len(ns))}) "
+                                "ORDER BY n", ns).fetchall()
 
     def has_id(self, entry_id: str) -> bool:
         return self._db.execute("SELECT 1 FROM entries WHERE id = ?", (entry_id,)).fetchone() is not None
