@@ -80,39 +80,30 @@ def make_fetcher(config: Config) -> Fetcher:
 
 
 def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: datetime, force: bool = False,
-            dry_run: bool = False, progress: Progress | None = None) -> list[RefreshResult]:
-    """Refresh the named topics (all when None) and publish what changed.
-
-    With dry_run, nothing is written: not the store, not the feeds (see `plan_topics`).
-    """
-    if dry_run:
-        raise UsageError("use plan_topics() for a dry run")
+            progress: Progress | None = None) -> list[RefreshResult]:
+    """Refresh the named topics (all when None) and publish what changed (a dry run: `plan_topics`)."""
     topics = select_topics(config, topic_ids)
     started = time.monotonic()
     results: list[RefreshResult] = []
     with Store.open(config.state) as store:
         # A topic is planned, saved and published as soon as its last source is read, while
         # the other pages are still being fetched and parsed in the worker processes.
-        waiting = {t.id: {s.url for s in t.sources} for t in topics}
-        users: dict[str, int] = {}  # source url -> topics still to use its items
+        waiting = {t.id: {s.url for s in t.sources} for t in topics}  # topic -> sources not yet read
+        users: dict[str, list[TopicConfig]] = {}  # source -> topics that have not used its items yet
         for t in topics:
             for url in waiting[t.id]:
-                users[url] = users.get(url, 0) + 1
+                users.setdefault(url, []).append(t)
         by_source: dict[str, SourceItems] = {}
-        ready: list[TopicConfig] = []
         for url, got in settled_sources(config, topics, store, now=now, force=force, progress=progress,
                                         record=True):
             by_source[url] = got
-            for t in topics:
-                if url in waiting[t.id]:
-                    waiting[t.id].discard(url)
-                    if not waiting[t.id]:
-                        ready.append(t)
-            while ready:
-                topic = ready.pop(0)
+            for topic in list(users[url]):
+                waiting[topic.id].discard(url)
+                if waiting[topic.id]:
+                    continue
                 results.append(refresh_topic(config, topic, by_source, store, now=now))
                 for u in {s.url for s in topic.sources}:
-                    users[u] -= 1
+                    users[u].remove(topic)
                     if not users[u]:
                         by_source[u].items = []  # nobody needs them any more: 1,000 pages of items add up
         order = {t.id: i for i, t in enumerate(topics)}
@@ -264,13 +255,19 @@ def parse_workers(pages: int) -> int:
     return 1 if pages < 4 else max(1, min(wanted, pages))
 
 
+def read_page(page: Page, selectors: Selectors | None, timezone: str, language: str | None
+              ) -> tuple[list[RawItem], list[Item]]:
+    """extract + normalize one page: the items as found, and as they go on."""
+    raws = extract.extract_items(page, selectors)
+    return raws, normalize.normalize_items(raws, NormalizeContext(
+        page_url=page.url, fetched_at=page.fetched_at, timezone=timezone, language=language))
+
+
 def parse_page(page: Page, selectors: Selectors | None, timezone: str, language: str | None
                ) -> list[Item] | SourceError:
-    """extract + normalize one page. Runs in a worker process: returns errors instead of raising."""
+    """read_page() in a worker process: returns errors instead of raising."""
     try:
-        raws = extract.extract_items(page, selectors)
-        return normalize.normalize_items(raws, NormalizeContext(
-            page_url=page.url, fetched_at=page.fetched_at, timezone=timezone, language=language))
+        return read_page(page, selectors, timezone, language)[1]
     except SourceError as exc:
         return exc
     except Exception as exc:  # a bug, but one page must not cost every other feed its refresh
@@ -453,8 +450,5 @@ def preview(source: SourceConfig, config: Config, *, now: datetime, language: st
     with make_fetcher(config) as fetcher:
         answer = fetcher.fetch(source, None, now=now, force=True)
     assert isinstance(answer, Page)  # force=True sends no validators, so no 304
-    raws = extract.extract_items(answer, source.selectors)
-    items = normalize.normalize_items(raws, NormalizeContext(
-        page_url=answer.url, fetched_at=now, timezone=source.timezone, language=language))
-    return answer, raws, items
+    return (answer, *read_page(answer, source.selectors, source.timezone, language))
 
