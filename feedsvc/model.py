@@ -64,6 +64,7 @@ class Item:
     position: int
     key: str  # canonical URL, else "text:" + hash of the folded text
     folded: str  # NFKC-folded, case-folded, punctuation- and space-free text for comparison
+    buckets: tuple[int, ...] = ()  # LSH bucket ids of `folded` (dedupe), when computed in the parse worker
 
 
 @dataclass(slots=True)

@@ -166,4 +166,46 @@ def test_plan_leaves_no_text_cache_behind(tmp_path, now):
     with Store.open(tmp_path / "s.sqlite") as store:
         refresh(store, [item(f"記事{i}の要約です。内容はそれぞれ違います。番号{i}。") for i in range(30)], now)
     assert dedupe.shingles.cache_info().currsize == 0
-    assert dedupe._buckets.cache_info().currsize == 0
+    assert dedupe._figures.cache_info().currsize == 0
+
+
+def test_a_group_commits_its_saves_together(tmp_path, now):
+    """begin() ... commit(): the saves of several topics become durable at once, and not before."""
+    path = tmp_path / "s.db"
+    with Store.open(path) as store:
+        store.begin()
+        for topic, story in (("a", STORIES[0]), ("b", STORIES[1])):
+            store.save(dedupe.plan([item(story)], store, topic, now), topic, now)
+        assert store.in_group and store.entry_count() == 2  # this connection sees its own writes
+        other = sqlite3.connect(path)
+        assert other.execute("SELECT count(*) FROM entries").fetchone()[0] == 0  # nobody else does yet
+        store.commit()
+        assert other.execute("SELECT count(*) FROM entries").fetchone()[0] == 2
+        other.close()
+
+
+def test_a_failed_save_in_a_group_undoes_only_itself(tmp_path, now):
+    with Store.open(tmp_path / "s.db") as store:
+        store.begin()
+        store.save(dedupe.plan([item(STORIES[0])], store, "a", now), "a", now)
+        broken = dedupe.plan([item(t, i) for i, t in enumerate(STORIES[1:])], store, "b", now)
+        broken.texts.pop(broken.new[-1].id)
+        with pytest.raises(KeyError):
+            store.save(broken, "b", now)
+        store.commit()
+        assert store.topic_entry_count("a") == 1 and store.topic_entry_count("b") == 0
+        assert store.entry_count() == 1
+
+
+def test_a_group_never_committed_is_lost_whole(tmp_path, now):
+    """A refresh killed mid-group: the state is as before the group, never half of it."""
+    path = tmp_path / "s.db"
+    with Store.open(path) as store:
+        store.save(dedupe.plan([item(STORIES[0])], store, "a", now), "a", now)
+        store.begin()
+        store.save(dedupe.plan([item(STORIES[1])], store, "b", now), "b", now)
+        store.save_source_state(SourceState("https://b.example/", etag='"v2"'))
+    # closed without commit (what a SIGKILL leaves is the same: an uncommitted WAL tail)
+    with Store.open(path) as store:
+        assert store.entry_count() == 1 and store.topic_entry_count("b") == 0
+        assert store.source_state("https://b.example/").etag is None
