@@ -27,6 +27,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 from feedsvc import __version__, dedupe, extract, normalize, publish, websub
 from feedsvc.config import Config, Selectors, SourceConfig, TopicConfig
@@ -39,6 +40,7 @@ from feedsvc.store import Store
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -80,75 +82,161 @@ def make_fetcher(config: Config) -> Fetcher:
 
 
 def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: datetime, force: bool = False,
-            progress: Progress | None = None) -> list[RefreshResult]:
-    """Refresh the named topics (all when None) and publish what changed (a dry run: `plan_topics`)."""
+            progress: Progress | None = None, workers: Workers | None = None) -> list[RefreshResult]:
+    """Refresh the named topics (all when None) and publish what changed (a dry run: `plan_topics`).
+
+    `workers` parse pages and render feeds: by default a pool sized for this refresh, started and
+    stopped with it; the daemon passes the one it keeps. A refresh of a few pages does it all
+    in-process either way (see parse_workers)."""
     topics = select_topics(config, topic_ids)
     started = time.monotonic()
     results: list[RefreshResult] = []
-    with Store.open(config.state) as store:
-        # A topic is planned, saved and published as soon as its last source is read, while
-        # the other pages are still being fetched and parsed in the worker processes.
+    with ExitStack() as stack:
+        store = stack.enter_context(Store.open(config.state))
+        wanted = parse_workers(len({s.url for t in topics for s in t.sources}))
+        if workers is None or wanted == 1:
+            workers = stack.enter_context(Workers(wanted))
+        else:
+            workers.renew()
+        # A topic is planned and saved as soon as its last source is read, while the other pages
+        # are still being fetched and parsed in the worker processes. Saves are grouped into one
+        # transaction a second (Store.begin); a group's feeds are published once it is committed,
+        # so a feed never shows what the state could still lose.
+        group = SaveGroup(config, store, workers, now)
         waiting = {t.id: {s.url for s in t.sources} for t in topics}  # topic -> sources not yet read
         users: dict[str, list[TopicConfig]] = {}  # source -> topics that have not used its items yet
         for t in topics:
             for url in waiting[t.id]:
                 users.setdefault(url, []).append(t)
         by_source: dict[str, SourceItems] = {}
-        for url, got in settled_sources(config, topics, store, now=now, force=force, progress=progress,
-                                        record=True):
+        for url, got in settled_sources(config, topics, store, workers, now=now, force=force,
+                                        progress=progress, record=True):
             by_source[url] = got
             for topic in list(users[url]):
                 waiting[topic.id].discard(url)
                 if waiting[topic.id]:
                     continue
-                results.append(refresh_topic(config, topic, by_source, store, now=now))
+                group.save(topic, by_source)
                 for u in {s.url for s in topic.sources}:
                     users[u].remove(topic)
                     if not users[u]:
                         by_source[u].items = []  # nobody needs them any more: 1,000 pages of items add up
-        order = {t.id: i for i, t in enumerate(topics)}
-        results.sort(key=lambda r: order[r.topic])
+            if group.due():
+                results += group.publish()
+            results += group.rendered(wait=False)
         store.touch_sources([url for url, got in by_source.items() if not got.fresh], now)
         store.prune(now, config.retention)
+        results += group.publish()
+        results += group.rendered(wait=True)
+        store.commit()  # the render keys of the last group's feeds
         publish_indexes(config, store)
+        order = {t.id: i for i, t in enumerate(topics)}
+        results.sort(key=lambda r: order[r.topic])
     log.debug("refresh of %d topic(s) took %.2fs", len(topics), time.monotonic() - started)
     return results
 
 
-def refresh_topic(config: Config, topic: TopicConfig, by_source: dict[str, SourceItems], store: Store, *,
-                  now: datetime) -> RefreshResult:
-    """Plan, save and publish one topic whose sources have all been read."""
-    t0 = time.monotonic()
-    tp = plan_topic(topic, by_source, store, now=now)
-    store.save(tp.plan, topic.id, now)
-    joined = set(tp.plan.joined_topic)  # known stories new to this topic are new in its feed
-    entries = store.entries(topic.id, limit=topic.max_entries)
-    written = publish_topic(config, with_icon(topic, store), entries, store)
-    if written and config.websub_hub and config.base_url:
-        # a failed ping never fails the refresh: readers still poll
-        websub.ping_hub(config.websub_hub, [config.base_url + p.name for p in written],
-                        user_agent=config.user_agent)
-    return RefreshResult(
-        topic=topic.id, entries=len(entries), new=len(tp.plan.new) + len(joined),
-        updated=len([1 for _, e in tp.plan.updated if e.id not in joined]),
-        unchanged=len(tp.plan.unchanged), feed_written=bool(written), sources=tp.sources,
-        seconds=time.monotonic() - t0,
-    )
+# How long saved topics wait for their group's commit (and their feeds for publishing).
+GROUP_SECONDS = 1.0
 
 
-def publish_topic(config: Config, topic: TopicConfig, entries: list[Entry], store: Store) -> list[Path]:
-    """Write the topic's feeds, or skip rendering when nothing they are made of has changed.
+@dataclass
+class Rendering:
+    """A committed topic whose feeds are being rendered (None: its feeds are current)."""
 
-    Rendering is most of what a refresh of unchanged pages costs; the store keeps a hash of
-    each feed's inputs (the topic, the publishing config, the entries, feedsvc's version)."""
-    key = digest(__version__, topic, config.base_url, config.websub_hub,
-                 [dataclasses.replace(e, last_seen_at=e.first_seen_at) for e in entries])
-    files_exist = all(publish.feed_path(config, topic.id, fmt).exists() for fmt in topic.formats)
-    if files_exist and store.render_key(f"topic:{topic.id}") == key:
-        return []
-    written = publish.write_feeds(topic, entries, config)
-    store.set_render_key(f"topic:{topic.id}", key)
-    return written
+    plan: TopicPlan
+    topic: TopicConfig  # with its icon
+    seconds: float
+    entries: int
+    key: str
+    future: Future[list[Path]] | None
+
+
+class SaveGroup:
+    """Topics saved in the open transaction, published when it commits.
+
+    The store is always in a group while a refresh runs: source states and render keys join it.
+    Feeds are rendered and written by the workers (feedgen is pure CPU work, like parsing); the
+    refresh collects them with rendered() and records their render keys."""
+
+    def __init__(self, config: Config, store: Store, workers: Workers, now: datetime) -> None:
+        self.config, self.store, self.workers, self.now = config, store, workers, now
+        # what a worker needs to render one topic's feeds: not the list of every topic, which
+        # would be pickled with each job (at 1,000 topics, more than the rendering itself)
+        self.render_config = dataclasses.replace(config, topics=())
+        self.saved: list[tuple[TopicPlan, float]] = []  # (plan, seconds spent on it so far)
+        self.rendering: list[Rendering] = []
+        self.store.begin()
+        self.started = time.monotonic()
+
+    def save(self, topic: TopicConfig, by_source: dict[str, SourceItems]) -> None:
+        """Plan and save one topic whose sources have all been read."""
+        t0 = time.monotonic()
+        tp = plan_topic(topic, by_source, self.store, now=self.now)
+        self.store.save(tp.plan, topic.id, self.now)
+        self.saved.append((tp, time.monotonic() - t0))
+
+    def due(self) -> bool:
+        return bool(self.saved) and time.monotonic() - self.started >= GROUP_SECONDS
+
+    def publish(self) -> list[RefreshResult]:
+        """Commit the group, open the next one, and start rendering the committed topics' feeds."""
+        self.store.commit()
+        self.store.begin()
+        self.started = time.monotonic()
+        saved, self.saved = self.saved, []
+        for tp, seconds in saved:
+            t0 = time.monotonic()
+            topic = with_icon(tp.topic, self.store)
+            entries = self.store.entries(topic.id, limit=topic.max_entries)
+            key = feed_key(self.config, topic, entries)
+            future = None
+            if not feeds_current(self.config, topic, self.store, key):
+                future = self.workers.submit(publish.write_feeds, topic, entries, self.render_config)
+            self.rendering.append(Rendering(tp, topic, seconds + time.monotonic() - t0, len(entries), key, future))
+        return self.rendered(wait=False)
+
+    def rendered(self, *, wait: bool) -> list[RefreshResult]:
+        """The topics whose feeds are written (all of them, with wait), in the order they were saved."""
+        out = []
+        while self.rendering and (wait or self.rendering[0].future is None or self.rendering[0].future.done()):
+            out.append(self._finish(self.rendering.pop(0)))
+        return out
+
+    def _finish(self, r: Rendering) -> RefreshResult:
+        written: list[Path] = []
+        if r.future is not None:
+            written = r.future.result()  # a PublishError stops the run, as it would in-process
+            self.store.set_render_key(f"topic:{r.topic.id}", r.key)
+        config = self.config
+        for path in written:
+            log.info("topic %s: wrote %s", r.topic.id, path)
+        if written and config.websub_hub and config.base_url:
+            # a failed ping never fails the refresh: readers still poll
+            websub.ping_hub(config.websub_hub, [config.base_url + p.name for p in written],
+                            user_agent=config.user_agent)
+        plan = r.plan.plan
+        joined = set(plan.joined_topic)  # known stories new to this topic are new in its feed
+        return RefreshResult(
+            topic=r.topic.id, entries=r.entries, new=len(plan.new) + len(joined),
+            updated=len([1 for _, e in plan.updated if e.id not in joined]),
+            unchanged=len(plan.unchanged), feed_written=bool(written), sources=r.plan.sources,
+            seconds=r.seconds,
+        )
+
+
+def feed_key(config: Config, topic: TopicConfig, entries: list[Entry]) -> str:
+    """A hash of everything a topic's feeds are made of: the topic, the publishing config, the
+    entries (less when each was last seen, which no feed shows), feedsvc's version."""
+    return digest(__version__, topic, config.base_url, config.websub_hub,
+                  [dataclasses.replace(e, last_seen_at=e.first_seen_at) for e in entries])
+
+
+def feeds_current(config: Config, topic: TopicConfig, store: Store, key: str) -> bool:
+    """Whether the topic's feeds on disk were rendered from `key`: rendering is most of what a
+    refresh of unchanged pages costs, so it is skipped then."""
+    return (store.render_key(f"topic:{topic.id}") == key
+            and all(publish.feed_path(config, topic.id, fmt).exists() for fmt in topic.formats))
 
 
 def publish_indexes(config: Config, store: Store) -> list[Path]:
@@ -187,18 +275,15 @@ def plan_topics(config: Config, topic_ids: Sequence[str] | None = None, *, now: 
             # A dry run must not create the state file: compare against an empty store.
             path = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "empty.sqlite"
         store = stack.enter_context(Store.open(path))
-        by_source = gather_sources(config, topics, store, now=now, force=force, progress=None, record=False)
+        workers = stack.enter_context(Workers(parse_workers(len({s.url for t in topics for s in t.sources}))))
+        by_source = dict(settled_sources(config, topics, store, workers, now=now, force=force, progress=None,
+                                         record=False))
         return [plan_topic(topic, by_source, store, now=now) for topic in topics]
 
 
-def gather_sources(config: Config, topics: Sequence[TopicConfig], store: Store, *, now: datetime, force: bool,
-                   progress: Progress | None, record: bool) -> dict[str, SourceItems]:
-    """Every distinct source of the topics, fetched and parsed."""
-    return dict(settled_sources(config, topics, store, now=now, force=force, progress=progress, record=record))
-
-
-def settled_sources(config: Config, topics: Sequence[TopicConfig], store: Store, *, now: datetime, force: bool,
-                    progress: Progress | None, record: bool) -> Iterator[tuple[str, SourceItems]]:
+def settled_sources(config: Config, topics: Sequence[TopicConfig], store: Store, workers: Workers, *,
+                    now: datetime, force: bool, progress: Progress | None, record: bool
+                    ) -> Iterator[tuple[str, SourceItems]]:
     """Fetch every distinct source of the topics once (concurrently across hosts) and parse it,
     yielding each source's outcome as soon as it is known."""
     sources: dict[str, tuple[SourceConfig, TopicConfig]] = {}
@@ -224,7 +309,8 @@ def settled_sources(config: Config, topics: Sequence[TopicConfig], store: Store,
             store.save_source_state(state)
         return source.url, got
 
-    with make_fetcher(config) as fetcher, Parser(parse_workers(len(jobs))) as parser:
+    parser = Parser(workers)
+    with make_fetcher(config) as fetcher:
         fetched = 0
         for source, answer in fetcher.fetch_many(jobs, now=now, force=force):
             fetched += 1
@@ -245,14 +331,18 @@ def settled_sources(config: Config, topics: Sequence[TopicConfig], store: Store,
 PARSE_TIMEOUT = 60.0
 
 
+def default_workers() -> int:
+    """FEEDSVC_WORKERS, else the number of CPUs."""
+    return max(1, int(os.environ.get("FEEDSVC_WORKERS") or os.cpu_count() or 1))
+
+
 def parse_workers(pages: int) -> int:
     """Processes for parsing: Beautiful Soup and lxml hold the GIL, so threads would not help.
 
     FEEDSVC_WORKERS overrides the default (the number of CPUs); a refresh of a few pages
     parses in-process, where starting workers would cost more than it saves.
     """
-    wanted = int(os.environ.get("FEEDSVC_WORKERS") or os.cpu_count() or 1)
-    return 1 if pages < 4 else max(1, min(wanted, pages))
+    return 1 if pages < 4 else min(default_workers(), pages)
 
 
 def read_page(page: Page, selectors: Selectors | None, timezone: str, language: str | None
@@ -265,9 +355,12 @@ def read_page(page: Page, selectors: Selectors | None, timezone: str, language: 
 
 def parse_page(page: Page, selectors: Selectors | None, timezone: str, language: str | None
                ) -> list[Item] | SourceError:
-    """read_page() in a worker process: returns errors instead of raising."""
+    """read_page() in a worker process, with each item's dedupe buckets (the sketch is pure work
+    on the item's text, so it is done here, in parallel, not in the process that saves); returns
+    errors instead of raising."""
     try:
-        return read_page(page, selectors, timezone, language)[1]
+        items = read_page(page, selectors, timezone, language)[1]
+        return [dataclasses.replace(item, buckets=dedupe.item_buckets(item)) for item in items]
     except SourceError as exc:
         return exc
     except Exception as exc:  # a bug, but one page must not cost every other feed its refresh
@@ -306,36 +399,84 @@ def watch_refresh(pid: int) -> None:
     threading.Thread(target=watch, name="feedsvc-watch-refresh", daemon=True).start()
 
 
-class Parser:
-    """Parses pages as they arrive: in-process for one worker, else in a process pool."""
+class Workers:
+    """Pure CPU work off the main process: parsing pages and rendering feeds.
 
-    def __init__(self, workers: int) -> None:
+    In-process for one worker (submit() then runs the call at once), else a process pool:
+    forkserver, so that workers fork from a clean process that already imported the steps,
+    not from this one with its fetch threads and open SQLite handle."""
+
+    def __init__(self, workers: int, *, tasks_per_worker: int | None = None) -> None:
+        self.size = workers
+        self.tasks_per_worker = tasks_per_worker  # a long-lived pool replaces each worker after so many
         self.pool: ProcessPoolExecutor | None = None
+        self.futures: list[Future[Any]] = []  # submitted and not yet seen done
+        if workers > 1:
+            self._start()
+
+    def _start(self) -> None:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["feedsvc.pipeline", "feedsvc.extract", "feedsvc.normalize", "feedsvc.publish"])
+        self.pool = ProcessPoolExecutor(max_workers=self.size, mp_context=ctx, initializer=watch_refresh,
+                                        initargs=(os.getpid(),), max_tasks_per_child=self.tasks_per_worker)
+        self.futures = []
+        self.pool.submit(int)  # start the workers now, while the first pages are being fetched
+
+    def renew(self) -> None:
+        """Before a refresh on a pool kept between refreshes: replace it when a worker died
+        (the pool is then broken for good) or is still stuck on a page given up on."""
+        if self.pool is None:
+            return
+        if getattr(self.pool, "_broken", False) or any(not f.done() for f in self.futures):
+            log.warning("restarting the parse workers (one died or is stuck on a page)")
+            self.close()
+            self._start()
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        if self.pool is not None:
+            future = self.pool.submit(fn, *args)
+            self.futures = [f for f in self.futures if not f.done()]
+            self.futures.append(future)
+            return future
+        future = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            # a stuck worker (a parse past PARSE_TIMEOUT) must not keep the refresh alive
+            if any(not f.done() for f in self.futures):
+                for process in list(getattr(self.pool, "_processes", {}).values()):
+                    if process.is_alive():
+                        process.kill()
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+
+class Parser:
+    """Parses pages as they arrive, in the workers, and hands them back in the order they came."""
+
+    def __init__(self, workers: Workers) -> None:
+        self.workers = workers
         # what is kept of a page while it is parsed: not its text (1,000 pages would be 200 MB)
         self.pending: list[tuple[SourceConfig, Parsed, Future[list[Item] | SourceError]]] = []
-        self.done: list[tuple[SourceConfig, Parsed]] = []
-        if workers > 1:
-            # forkserver: workers fork from a clean process that already imported the steps,
-            # not from this one with its fetch threads and open SQLite handle.
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["feedsvc.pipeline", "feedsvc.extract", "feedsvc.normalize"])
-            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                                            initializer=watch_refresh, initargs=(os.getpid(),))
-            self.pool.submit(int)  # start the workers now, while the first pages are being fetched
 
     def submit(self, source: SourceConfig, page: Page, language: str | None) -> None:
-        args = (page, source.selectors, source.timezone, language)
-        if self.pool is None:
-            self.done.append((source, Parsed(parse_page(*args), page.etag, page.last_modified,
-                                             extract.page_icon(page))))
-        else:
-            meta = Parsed([], page.etag, page.last_modified, extract.page_icon(page))
-            self.pending.append((source, meta, self.pool.submit(parse_page, *args)))
+        meta = Parsed([], page.etag, page.last_modified, extract.page_icon(page))
+        future = self.workers.submit(parse_page, page, source.selectors, source.timezone, language)
+        self.pending.append((source, meta, future))
 
     def ready(self) -> Iterator[tuple[SourceConfig, Parsed]]:
         """The pages parsed so far, without waiting for the others."""
-        done, self.done = self.done, []
-        yield from done
         while self.pending and self.pending[0][2].done():
             yield self._collect(*self.pending.pop(0), timeout=0)
 
@@ -360,17 +501,6 @@ class Parser:
         except BrokenProcessPool as exc:
             result = SourceError("parse", f"the parser process died ({exc})")
         return source, dataclasses.replace(meta, result=result)
-
-    def __enter__(self) -> Parser:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.pool is not None:
-            # a stuck worker (timeout above) must not keep the refresh alive
-            for process in list(getattr(self.pool, "_processes", {}).values()):
-                if process.is_alive() and any(not f.done() for _, _, f in self.pending):
-                    process.kill()
-            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def settle_source(source: SourceConfig, state: SourceState,

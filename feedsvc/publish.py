@@ -439,10 +439,8 @@ def write_feeds(topic: TopicConfig, entries: Sequence[Entry], config: Config) ->
             checked = _check_entries(topic, entries, config)
             meta = _Meta(topic, checked, config)
         rendered.append((path, _render(topic, meta, checked, fmt)))
-    written = [path for path, data in rendered if write_atomic(path, data)]
-    for path in written:
-        log.info("topic %s: wrote %s", topic.id, path)
-    return written
+    # (the caller logs what was written: this may run in a worker process, which has no log handlers)
+    return [path for path, data in rendered if write_atomic(path, data)]
 
 
 def write_indexes(config: Config, entries_by_topic: Mapping[str, Sequence[Entry]]) -> list[Path]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler
@@ -252,3 +253,73 @@ def test_unchanged_feeds_are_not_rendered_but_config_changes_and_lost_files_are(
     assert rendered == ["k", "Kの記事"] and result.feed_written
     assert feedparser.parse((config.output_dir / "k.atom").read_bytes()).feed.title == "Kの記事"
     assert "Kの記事" in (config.output_dir / "index.html").read_text(encoding="utf-8")
+
+
+def test_feeds_written_by_workers_are_logged_by_the_refresh(http_server, tmp_path: Path, monkeypatch, caplog) -> None:
+    """Feeds are rendered in the worker processes, which have no log handlers: the refresh logs them."""
+    monkeypatch.setenv("FEEDSVC_WORKERS", "2")
+    urls = {f"t{i}": [http_server.route(f"/l{i}", listing(3, f"l{i}"),
+                                        headers={"Content-Type": "text/html; charset=utf-8"})] for i in range(4)}
+    config = make_config(tmp_path, urls)
+    with caplog.at_level("INFO", logger="feedsvc.pipeline"):
+        results = pipeline.refresh(config, now=NOW)
+    assert all(r.feed_written for r in results)
+    wrote = sorted(r.getMessage() for r in caplog.records if ": wrote " in r.getMessage())
+    assert len(wrote) == 8 and all(str(config.output_dir) in m for m in wrote)  # 4 topics x atom + json
+
+
+def test_parsed_items_carry_their_dedupe_buckets() -> None:
+    """The sketch is computed where the page is parsed; it must be the one dedupe would compute."""
+    from feedsvc import dedupe
+    from feedsvc.model import Page
+
+    page = Page("https://news.example/topic", listing(5, "b"), "text/html", "utf-8", NOW)
+    items = pipeline.parse_page(page, None, "Asia/Tokyo", "ja")
+    assert isinstance(items, list) and len(items) == 5
+    assert all(it.buckets and list(it.buckets) == dedupe.buckets(it.folded) for it in items)
+
+
+def test_no_feed_is_published_before_its_save_is_committed(http_server, tmp_path: Path, monkeypatch) -> None:
+    """Saves are grouped into one transaction; a feed must never show what the state could still lose."""
+    from feedsvc.errors import StoreError
+    from feedsvc.store import Store
+
+    url = http_server.route("/g", listing(4, "g"), headers={"Content-Type": "text/html; charset=utf-8"})
+    config = make_config(tmp_path, {"g": [url]})
+
+    def commit_fails(self: Store) -> None:
+        raise StoreError("disk full (test)")
+
+    monkeypatch.setattr(Store, "commit", commit_fails)
+    with pytest.raises(StoreError):
+        pipeline.refresh(config, now=NOW)
+    assert not (config.output_dir / "g.atom").exists()
+    with Store.open(config.state) as store:  # and the state holds nothing of the lost group
+        assert store.entry_count() == 0
+
+
+def test_a_kept_pool_serves_many_refreshes_and_recovers_from_a_dead_worker(http_server, tmp_path: Path) -> None:
+    """The daemon keeps one Workers between refreshes: same processes, same feeds; a worker killed
+    (the OOM killer) costs the next refresh nothing."""
+    import os
+    import signal
+
+    urls = {"k": [http_server.route(f"/k{i}", listing(3, f"k{i}"), headers={"Content-Type": "text/html; charset=utf-8"})
+                  for i in range(4)]}
+    config = make_config(tmp_path, urls)
+    with pipeline.Workers(2) as workers:
+        first = pipeline.refresh(config, now=NOW, workers=workers)[0]
+        pids = set(workers.pool._processes)
+        second = pipeline.refresh(config, now=NOW + timedelta(hours=1), workers=workers, force=True)[0]
+        assert pids <= set(workers.pool._processes)  # the same worker processes
+        assert first.new == 12 and second.unchanged == 12 and not second.failures
+
+        os.kill(next(iter(pids)), signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while not getattr(workers.pool, "_broken", False) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        third = pipeline.refresh(config, now=NOW + timedelta(hours=2), workers=workers, force=True)[0]
+        assert not third.failures and third.unchanged == 12
+        assert not set(workers.pool._processes) & pids  # a new pool
+    assert workers.pool is None
+    assert len(feed_ids(config.output_dir / "k.atom")) == 12
