@@ -9,11 +9,12 @@ Signals are only queued by their handlers; the main thread acts on them (APSched
 methods take locks, which a signal handler must not do). SIGHUP reloads the config,
 SIGTERM and SIGINT stop: running refreshes get a short grace period, then are abandoned.
 Abandoning is safe because feeds are written to a temporary file and renamed, and the
-store commits one transaction per topic; the kernel drops the flock when the process ends.
+store commits whole transactions only; the kernel drops the flock when the process ends.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -42,6 +43,7 @@ from feedsvc.model import RefreshResult
 log = logging.getLogger(__name__)
 
 STOP_GRACE = 2.0  # seconds a running refresh may take to finish after SIGTERM before it is abandoned
+WORKER_TASKS = 1000  # pages (or feeds) a parse worker handles before the daemon replaces it
 RefreshFn = Callable[..., Sequence[RefreshResult]]
 
 # --------------------------------------------------------------------------- triggers
@@ -177,6 +179,8 @@ class Daemon:
         self.initial_refresh = initial_refresh
         self.lock_timeout = lock_timeout
         self._refresh = refresh
+        self._workers: Any = None  # pipeline.Workers, started by the first refresh that needs it
+        self._workers_lock = threading.Lock()
         self.stopping = threading.Event()
         self._running: set[str] = set()
         self._idle = threading.Condition()
@@ -242,7 +246,12 @@ class Daemon:
         if refresh is None:
             from feedsvc import pipeline  # imported late: `feedsvc run --help` needs none of it
 
-            refresh = pipeline.refresh
+            # One pool of parse workers for the daemon's life (each worker replaced after a
+            # while): a pool per refresh, every few seconds, was the daemon's main churn.
+            with self._workers_lock:  # two topics' jobs may get here at once
+                if self._workers is None:
+                    self._workers = pipeline.Workers(pipeline.default_workers(), tasks_per_worker=WORKER_TASKS)
+            refresh = functools.partial(pipeline.refresh, workers=self._workers)
         asked = time.monotonic()
         with StateLock(config.lock_path, timeout=self.lock_timeout, who=f"feedsvc run, topic {topic_id}",
                        cancel=self.stopping):
@@ -309,6 +318,8 @@ class Daemon:
         if abandoned:
             log.warning("stopping: abandoning the refresh of %s (feeds are replaced atomically and the "
                         "store rolls back an unfinished transaction)", ", ".join(sorted(abandoned)))
+        elif self._workers is not None:
+            self._workers.close()  # (with a refresh abandoned, the process exits and the workers follow)
         return abandoned
 
 

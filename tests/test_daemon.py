@@ -263,7 +263,7 @@ def test_the_job_holds_the_state_lock_while_it_refreshes(make_daemon, recorder: 
 
 
 def test_jobs_have_stable_ids_coalesce_and_one_instance(make_daemon, recorder: Recorder) -> None:
-    d = make_daemon([topic("a"), topic("b", cron="*/5 * * * *")])
+    d = make_daemon([topic("a"), topic("b", cron="0 0 1 1 *")])  # a cron that cannot come due mid-test
     d.start()
     jobs = {j.id: j for j in d.scheduler.get_jobs()}
     assert set(jobs) == {"a", "b"}
@@ -278,6 +278,33 @@ def test_first_refresh_at_start_for_every_topic(make_daemon, recorder: Recorder)
     d.start()
     wait_for(lambda: sorted(recorder.topics()) == ["a", "b"], what="one refresh of each topic at start")
     assert recorder.most_inside == 1  # the lock lets one refresh write at a time
+
+
+def test_the_daemon_keeps_one_pool_of_parse_workers(tmp_path: Path, http_server, monkeypatch) -> None:
+    """The real refresh, twice through the daemon's job: the same worker processes serve both
+    (a pool per refresh every few seconds was the daemon's churn), and stop() ends them."""
+    def page(i: int) -> str:
+        cards = "".join(f'<li><h3><a href="/s{i}/a{n}.html">Harbour council story {n} of site {i} in full</a></h3>'
+                        f"<p>The council met for the {n}th time at site {i} and voted on the budget.</p></li>"
+                        for n in range(3))
+        return f"<html><body><ul>{cards}</ul></body></html>"
+
+    sources = [{"url": http_server.route(f"/s{i}", page(i), headers={"Content-Type": "text/html; charset=utf-8"})}
+               for i in range(4)]
+    path = write_config(tmp_path / "config.toml", [{"id": "t", "title": "T", "sources": sources}])
+    monkeypatch.setenv("FEEDSVC_WORKERS", "2")
+    d = Daemon(path, load_config(path), initial_refresh=False, lock_timeout=5.0)
+    try:
+        assert d.refresh_topic("t").new == 12
+        workers = d._workers
+        pids = set(workers.pool._processes)
+        assert 1 <= len(pids) <= 2  # started on demand, up to FEEDSVC_WORKERS
+        assert d.refresh_topic("t").unchanged == 12
+        assert d._workers is workers and pids <= set(workers.pool._processes)  # still the same processes
+    finally:
+        d.stop(grace=5)
+    assert workers.pool is None
+    assert len(feedparser.parse((tmp_path / "feeds" / "t.atom").read_bytes()).entries) == 12
 
 
 # --------------------------------------------------------------------------- reload and stop
