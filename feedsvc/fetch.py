@@ -37,7 +37,7 @@ from requests.adapters import HTTPAdapter
 from feedsvc.config import SourceConfig
 from feedsvc.decode import decode_body, media_type
 from feedsvc.errors import FetchError, SourceError
-from feedsvc.model import NotModified, Page, SourceState
+from feedsvc.model import NotModified, Page, RobotsTxt, SourceState
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,8 @@ class Fetcher:
 
     def __init__(self, *, user_agent: str, timeout: float = 30.0, max_bytes: int = 5_000_000,
                  host_delay: float = 1.0, host_delays: dict[str, float] | None = None,
-                 max_retries: int = 2, max_redirects: int = 5, max_workers: int = 8) -> None:
+                 max_retries: int = 2, max_redirects: int = 5, max_workers: int = 8,
+                 robots: dict[str, RobotsTxt] | None = None) -> None:
         self.user_agent = user_agent
         self.timeout = float(timeout)
         self.connect_timeout = min(10.0, self.timeout)
@@ -133,6 +134,10 @@ class Fetcher:
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._hosts: dict[str, _Host] = {}
+        # robots.txt known from earlier runs (fresh ones only: the caller keeps them a day), by
+        # origin; what this fetcher asked the network for is in `fetched_robots`, for the caller
+        self.known_robots = dict(robots or {})
+        self.fetched_robots: list[RobotsTxt] = []
         self._hosts_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
@@ -170,7 +175,7 @@ class Fetcher:
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise FetchError("redirects", f"redirected to {url!r}, which is not an http(s) URL")
             if source.robots:
-                self._check_robots(url, deadline)
+                self._check_robots(url, deadline, now)
             result = self._get_with_retries(url, headers, deadline, now)
             if isinstance(result, str):  # a redirect target
                 nxt = result
@@ -439,13 +444,18 @@ class Fetcher:
 
     # ------------------------------------------------------------------ robots.txt
 
-    def _check_robots(self, url: str, deadline: _Deadline) -> None:
+    def _check_robots(self, url: str, deadline: _Deadline, now: datetime) -> None:
         parts = urlsplit(url)
         hostname = (parts.hostname or "").lower()
         host = self._host(hostname)
         with host.robots_lock:
             if host.robots is None:
-                host.robots = self._load_robots(f"{parts.scheme}://{parts.netloc}/robots.txt", deadline)
+                origin = f"{parts.scheme}://{parts.netloc}"
+                known = self.known_robots.get(origin)
+                if known is not None:
+                    host.robots = _robots_rules(f"{origin}/robots.txt", known.status, known.body)
+                else:
+                    host.robots = self._load_robots(origin, deadline, now)
                 delay = host.robots.crawl_delay(self.user_agent)
                 if delay:
                     host.crawl_delay = min(float(delay), CRAWL_DELAY_MAX)
@@ -456,8 +466,8 @@ class Fetcher:
             raise FetchError("robots", f"{parts.scheme}://{parts.netloc}/robots.txt disallows "
                                        f"{parts.path or '/'} for user agent {agent!r}")
 
-    def _load_robots(self, robots_url: str, deadline: _Deadline) -> RobotFileParser:
-        rp = RobotFileParser(robots_url)
+    def _load_robots(self, origin: str, deadline: _Deadline, now: datetime) -> RobotFileParser:
+        robots_url = f"{origin}/robots.txt"
         t = min(ROBOTS_TIMEOUT, max(1.0, deadline.remaining()))
         try:
             with self._turn(robots_url, deadline, paced=False):
@@ -467,16 +477,25 @@ class Fetcher:
                     body = resp.raw.read(ROBOTS_MAX_BYTES, decode_content=True) if status == 200 else b""
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             log.warning("%s unreachable (%s); allowing all", robots_url, _reason(exc))
-            rp.allow_all = True  # type: ignore[attr-defined]  # RobotFileParser's own flag, not in typeshed
-            return rp
+            return _robots_rules(robots_url, 599, "")
         if status >= 500:
             log.warning("%s answered HTTP %d; allowing all", robots_url, status)
-            rp.allow_all = True  # type: ignore[attr-defined]  # RobotFileParser's own flag, not in typeshed
-        elif status >= 400:  # RFC 9309: 4xx means there are no rules
-            rp.allow_all = True  # type: ignore[attr-defined]  # RobotFileParser's own flag, not in typeshed
-        else:
-            rp.parse(body.decode("utf-8", "replace").splitlines())
-        return rp
+        else:  # kept for a day; an unreachable or failing site is asked again next run
+            text = body.decode("utf-8", "replace")
+            self.fetched_robots.append(RobotsTxt(origin, status, text, now))
+            return _robots_rules(robots_url, status, text)
+        return _robots_rules(robots_url, status, "")
+
+
+def _robots_rules(robots_url: str, status: int, body: str) -> RobotFileParser:
+    """The rules of a robots.txt answered with `status`: a 4xx (RFC 9309) or a 5xx (our choice, logged
+    by the caller) mean none; a 200, the rules in `body`."""
+    rp = RobotFileParser(robots_url)
+    if status >= 400:
+        rp.allow_all = True  # type: ignore[attr-defined]  # RobotFileParser's own flag, not in typeshed
+    else:
+        rp.parse(body.splitlines())
+    return rp
 
 
 _tls = threading.local()

@@ -109,6 +109,16 @@ class SourceState:
     icon: str | None = None  # the site's icon (<link rel="icon">), for the feed's <icon>
 
 
+@dataclass(frozen=True, slots=True)
+class RobotsTxt:
+    """A site's robots.txt as fetched: kept between runs for a day (RFC 9309 caching)."""
+
+    origin: str  # scheme://host[:port]
+    status: int  # the HTTP status it was answered with (a 4xx means: no rules)
+    body: str  # the rules, when the status was 200
+    fetched_at: datetime
+
+
 @dataclass(slots=True)
 class SourceOutcome:
     """What happened to one source in one refresh."""

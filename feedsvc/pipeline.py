@@ -25,7 +25,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,7 +33,8 @@ from feedsvc import __version__, dedupe, extract, normalize, publish, websub
 from feedsvc.config import Config, Selectors, SourceConfig, TopicConfig
 from feedsvc.errors import SourceError, UsageError
 from feedsvc.fetch import Fetcher, next_try_at
-from feedsvc.model import Entry, Item, NotModified, Page, RawItem, RefreshResult, SourceOutcome, SourceState
+from feedsvc.model import (Entry, Item, NotModified, Page, RawItem, RefreshResult, RobotsTxt, SourceOutcome,
+                           SourceState)
 from feedsvc.normalize import NormalizeContext, fold
 from feedsvc.store import Store
 
@@ -71,13 +72,18 @@ def select_topics(config: Config, topic_ids: Sequence[str] | None) -> list[Topic
     return [t for t in config.topics if t.id in topic_ids]
 
 
-def make_fetcher(config: Config) -> Fetcher:
+# RFC 9309: a crawler should not use a cached robots.txt for more than 24 hours.
+ROBOTS_TTL = timedelta(hours=24)
+
+
+def make_fetcher(config: Config, robots: dict[str, RobotsTxt] | None = None) -> Fetcher:
     return Fetcher(
         user_agent=config.user_agent,
         timeout=config.timeout.total_seconds(),
         max_bytes=config.max_bytes,
         host_delay=config.host_delay.total_seconds(),
         host_delays={h: d.total_seconds() for h, d in config.hosts.items()},
+        robots=robots,
     )
 
 
@@ -310,7 +316,7 @@ def settled_sources(config: Config, topics: Sequence[TopicConfig], store: Store,
         return source.url, got
 
     parser = Parser(workers)
-    with make_fetcher(config) as fetcher:
+    with make_fetcher(config, store.robots(since=now - ROBOTS_TTL)) as fetcher:
         fetched = 0
         for source, answer in fetcher.fetch_many(jobs, now=now, force=force):
             fetched += 1
@@ -322,6 +328,8 @@ def settled_sources(config: Config, topics: Sequence[TopicConfig], store: Store,
                 yield settle(source, answer)
             for source, parsed in parser.ready():
                 yield settle(source, parsed)
+        if record:
+            store.save_robots(fetcher.fetched_robots)
         for source, parsed in parser.results():
             yield settle(source, parsed)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from feedsvc.errors import StoreError
-from feedsvc.model import Entry, SourceState
+from feedsvc.model import Entry, RobotsTxt, SourceState
 
 if TYPE_CHECKING:  # for annotations only: steps do not import each other at run time
     from feedsvc.dedupe import Plan
@@ -93,6 +93,15 @@ MIGRATIONS: list[str] = [
     # 4: what each published file was last rendered from, so an unchanged feed is not rendered again
     """
     CREATE TABLE rendered (name TEXT PRIMARY KEY, key TEXT NOT NULL) WITHOUT ROWID;
+    """,
+    # 5: robots.txt per site, kept for a day: without it every refresh asked each site twice
+    """
+    CREATE TABLE robots (
+        origin TEXT PRIMARY KEY,
+        status INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        fetched_at TEXT NOT NULL
+    ) WITHOUT ROWID;
     """,
 ]
 
@@ -213,6 +222,23 @@ class Store:
             "SELECT url, etag, last_modified, last_success_at, last_failure_at, last_error, "
             "consecutive_failures, next_try_at, last_item_count, icon FROM sources ORDER BY url").fetchall()
         return [self._source(r) for r in rows]
+
+    def robots(self, since: datetime) -> dict[str, RobotsTxt]:
+        """The robots.txt of each site fetched since `since`, by origin."""
+        rows = self._db.execute("SELECT origin, status, body, fetched_at FROM robots WHERE fetched_at >= ?",
+                                (_t(since),)).fetchall()
+        return {r[0]: RobotsTxt(r[0], r[1], r[2], _dt(r[3])) for r in rows}  # type: ignore[arg-type]
+
+    def save_robots(self, records: Sequence[RobotsTxt]) -> None:
+        if not records:
+            return
+        try:
+            with self._transaction():
+                self._db.executemany("INSERT OR REPLACE INTO robots (origin, status, body, fetched_at) "
+                                     "VALUES (?, ?, ?, ?)",
+                                     [(r.origin, r.status, r.body, _t(r.fetched_at)) for r in records])
+        except sqlite3.Error as ex:
+            raise StoreError(f"cannot write {self.path}: {ex}") from ex
 
     # ------------------------------------------------------------------------------------------ entries
 

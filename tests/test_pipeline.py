@@ -323,3 +323,30 @@ def test_a_kept_pool_serves_many_refreshes_and_recovers_from_a_dead_worker(http_
         assert not set(workers.pool._processes) & pids  # a new pool
     assert workers.pool is None
     assert len(feed_ids(config.output_dir / "k.atom")) == 12
+
+
+def test_robots_txt_is_kept_for_a_day(http_server, tmp_path: Path) -> None:
+    """RFC 9309 caching: without it, every refresh asked each site twice (robots.txt, then the page)."""
+    http_server.route("/robots.txt", "User-agent: *\nDisallow: /private/\n", headers={"Content-Type": "text/plain"})
+    ok = http_server.route("/news", listing(3, "n"), headers={"Content-Type": "text/html; charset=utf-8"})
+    blocked = http_server.route("/private/news", listing(3, "p"), headers={"Content-Type": "text/html; charset=utf-8"})
+    config = make_config(tmp_path, {"n": [ok], "p": [blocked]})
+
+    def run(at: datetime) -> dict[str, str]:
+        return {r.topic: r.sources[0].status for r in pipeline.refresh(config, now=at, force=True)}
+
+    assert run(NOW) == {"n": "ok", "p": "failed"}
+    assert len(http_server.hits_for("/robots.txt")) == 1
+    assert run(NOW + timedelta(hours=23)) == {"n": "ok", "p": "failed"}  # the kept rules still apply
+    assert len(http_server.hits_for("/robots.txt")) == 1 and http_server.hits_for("/private/news") == []
+    assert run(NOW + timedelta(hours=25)) == {"n": "ok", "p": "failed"}
+    assert len(http_server.hits_for("/robots.txt")) == 2  # a day old: asked again
+
+
+def test_a_failing_robots_txt_is_asked_again_next_run(http_server, tmp_path: Path) -> None:
+    http_server.route("/robots.txt", "busy", status=503)
+    url = http_server.route("/n", listing(3, "n"), headers={"Content-Type": "text/html; charset=utf-8"})
+    config = make_config(tmp_path, {"n": [url]})
+    pipeline.refresh(config, now=NOW)
+    pipeline.refresh(config, now=NOW + timedelta(hours=1))
+    assert len(http_server.hits_for("/robots.txt")) == 2
