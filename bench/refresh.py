@@ -77,7 +77,7 @@ def write_config(path: Path, urls: list[str], per_topic: int) -> None:
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
-def _tree_rss_kb(root: int) -> int:
+def tree_rss_kb(root: int) -> int:
     """Sum of RSS over `root` and its descendants, from /proc (Linux)."""
     parents: dict[int, int] = {}
     rss: dict[int, int] = {}
@@ -114,7 +114,7 @@ def run_cli(name: str, config: Path, pages: int, env_extra: dict[str, str], log:
 
         def sample() -> None:
             while not done.wait(0.05):
-                peak[0] = max(peak[0], _tree_rss_kb(proc.pid))
+                peak[0] = max(peak[0], tree_rss_kb(proc.pid))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()

@@ -30,6 +30,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from refresh import tree_rss_kb  # noqa: E402
 
 
 WORDS = ("harbour council budget river school bridge election festival railway museum hospital farm storm court "
@@ -154,8 +156,10 @@ def main(argv: list[str] | None = None) -> int:
                                 cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
     print(f"soak: pid {proc.pid}, {args.sources} sources in {args.topics} topics, interval 1s, "
           f"{args.minutes:g} min, work folder {work}")
-    print(f"{'t (s)':>7} {'RSS (MiB)':>10} {'fds':>5} {'threads':>8} {'refreshes':>10} {'entries':>8} {'hits':>7}")
+    print(f"{'t (s)':>7} {'RSS (MiB)':>10} {'workers':>8} {'fds':>5} {'threads':>8} {'refreshes':>10} "
+          f"{'entries':>8} {'hits':>7}")
     rows: list[tuple[float, int, int, int]] = []
+    worker_rows: list[tuple[float, int]] = []  # RSS of the daemon's child processes (parse workers)
     started = time.monotonic()
     end = started + args.minutes * 60
     next_at = started
@@ -172,8 +176,10 @@ def main(argv: list[str] | None = None) -> int:
                 refreshes = len(re.findall(r"failed sources?, \d", text))
                 entries = sum(int(n) for n in re.findall(r"topic-\d+: (\d+) entries", text)[-args.topics:])
                 rows.append((t, rss, fds, threads))
-                print(f"{t:7.0f} {rss / 1024:10.1f} {fds:5d} {threads:8d} {refreshes:10d} {entries:8d} "
-                      f"{hits[0]:7d}", flush=True)
+                workers = tree_rss_kb(proc.pid) - rss
+                worker_rows.append((t, workers))
+                print(f"{t:7.0f} {rss / 1024:10.1f} {workers / 1024:8.1f} {fds:5d} {threads:8d} {refreshes:10d} "
+                      f"{entries:8d} {hits[0]:7d}", flush=True)
                 next_at += args.every
                 if now >= end:
                     break
@@ -206,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
           f"({growth:+.2f} MiB over {span:.1f} min): {'flat' if flat_rss else 'GROWING'}")
     print(f"open fds after warm-up: first half {min(first)}..{max(first)}, second half {min(second)}..{max(second)}, "
           f"slope {fd_slope * 60:+.1f}/hour: {'flat' if flat_fds else 'GROWING'}")
+    wfit = [(t / 60, kb / 1024) for t, kb in worker_rows if t >= args.warmup] or [(0.0, 0.0)]
+    print(f"worker processes' RSS after warm-up: {min(w for _, w in wfit):.1f}..{max(w for _, w in wfit):.1f} MiB, "
+          f"slope {slope(wfit) * 60:+.2f} MiB/hour (each worker is replaced after a number of tasks)")
     refreshes = len(re.findall(r"failed sources?, \d", text))
     print(f"refreshes: {refreshes}, with a failed source: {failed}, "
           f"tracebacks in the log: {crashes}, page requests: {hits[0]}")

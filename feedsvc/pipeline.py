@@ -424,7 +424,8 @@ class Workers:
 
     def _start(self) -> None:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["feedsvc.pipeline", "feedsvc.extract", "feedsvc.normalize", "feedsvc.publish"])
+        ctx.set_forkserver_preload(["feedsvc.pipeline", "feedsvc.extract", "feedsvc.extract.selectors",
+                                     "feedsvc.normalize", "feedsvc.publish"])
         self.pool = ProcessPoolExecutor(max_workers=self.size, mp_context=ctx, initializer=watch_refresh,
                                         initargs=(os.getpid(),), max_tasks_per_child=self.tasks_per_worker)
         self.futures = []

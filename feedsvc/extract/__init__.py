@@ -17,7 +17,6 @@ from urllib.parse import urljoin, urlsplit
 
 from feedsvc.config import Selectors
 from feedsvc.extract import html, structured, text
-from feedsvc.extract.selectors import extract_with_selectors
 from feedsvc.model import Page, RawItem
 
 __all__ = ["explain", "extract_items", "page_icon"]
@@ -73,6 +72,10 @@ def _run(page: Page, selectors: Selectors | None) -> html.Outcome:
                        date=s.date, date_text=s.date_text, image=s.image) for i, s in enumerate(feed)]
         return html.Outcome(raw, "json-feed" if raw else "none", f"JSON document: {len(raw)} feed items")
     if selectors is not None:
+        # imported here: Beautiful Soup (and soupsieve) cost ~80 ms to import, which a refresh
+        # whose pages all answer 304, or use automatic detection, does not need to pay
+        from feedsvc.extract.selectors import extract_with_selectors
+
         items = extract_with_selectors(page.url, page.text, selectors)
         return html.Outcome(items, "selectors",
                             f"config selectors (item {selectors.item!r}) matched {len(items)} items")
