@@ -373,6 +373,26 @@ def _cluster(items: Sequence[Item], params: Params = PARAMS) -> list[_Cluster]:
     return clusters
 
 
+# One page's clusters as item indexes: (indexes, primary first; why each joined). A parse worker
+# computes them with the page's items, so that the process that saves need not.
+Groups = list[tuple[tuple[int, ...], tuple[str, ...]]]
+
+
+def group_page(items: Sequence[Item]) -> Groups:
+    """_cluster() of one page's items, as indexes into `items`."""
+    try:
+        index = {id(it): i for i, it in enumerate(items)}
+        return [(tuple(index[id(it)] for it in c.items), tuple(c.whys)) for c in _cluster(items)]
+    finally:
+        shingles.cache_clear()  # a worker parses page after page: keep nothing of this one
+        _figures.cache_clear()
+
+
+def _clusters_of(items: Sequence[Item], groups: Groups) -> list[_Cluster]:
+    return [_Cluster([items[i] for i in indexes], list(whys), items[indexes[0]].folded)
+            for indexes, whys in groups]
+
+
 def _best_of(items: Sequence[Item]) -> Item:
     """One item from a batch cluster: the primary's text, the best title, date, link and image."""
     primary = items[0]
@@ -471,10 +491,13 @@ def find_stored(item_keys: Iterable[str], folded: str, store: StoreView,
     return (winner, best[2], "near-duplicate") if winner is not None else None
 
 
-def plan(items: Sequence[Item], store: StoreView, topic_id: str, now: datetime) -> Plan:
-    """Decide, without writing anything, what the items of one topic's refresh mean for the store."""
+def plan(items: Sequence[Item], store: StoreView, topic_id: str, now: datetime, groups: Groups | None = None
+         ) -> Plan:
+    """Decide, without writing anything, what the items of one topic's refresh mean for the store.
+
+    `groups`: the items' clusters when already known (group_page() of the one page they came from)."""
     try:
-        return _plan(items, store, topic_id, now)
+        return _plan(_cluster(items) if groups is None else _clusters_of(items, groups), store, topic_id, now)
     finally:
         # The text caches serve one plan: kept across plans, a daemon's memory would grow with
         # every text it has ever compared (sets of shingles are ~10 KB a text).
@@ -482,11 +505,11 @@ def plan(items: Sequence[Item], store: StoreView, topic_id: str, now: datetime) 
         _figures.cache_clear()
 
 
-def _plan(items: Sequence[Item], store: StoreView, topic_id: str, now: datetime) -> Plan:
+def _plan(clusters: list[_Cluster], store: StoreView, topic_id: str, now: datetime) -> Plan:
     result = Plan()
     claimed: dict[str, Entry] = {}  # entry id -> the plan's entry (two clusters may find one story)
     minted: set[str] = set()
-    for cluster in _cluster(items):
+    for cluster in clusters:
         item = _best_of(cluster.items)
         keys: set[str] = set()
         for it in cluster.items:

@@ -51,6 +51,7 @@ class SourceItems:
     outcome: SourceOutcome
     items: list[Item] = field(default_factory=list)
     fresh: bool = False  # True when the page was fetched and parsed (not 304, not failed)
+    groups: dedupe.Groups | None = None  # the items' clusters on their page (dedupe.group_page)
 
 
 @dataclass
@@ -126,7 +127,7 @@ def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: date
                 for u in {s.url for s in topic.sources}:
                     users[u].remove(topic)
                     if not users[u]:
-                        by_source[u].items = []  # nobody needs them any more: 1,000 pages of items add up
+                        by_source[u].items, by_source[u].groups = [], None  # nobody needs them any more
             if group.due():
                 results += group.publish()
             results += group.rendered(wait=False)
@@ -361,14 +362,23 @@ def read_page(page: Page, selectors: Selectors | None, timezone: str, language: 
         page_url=page.url, fetched_at=page.fetched_at, timezone=timezone, language=language))
 
 
+@dataclass
+class PageItems:
+    """A parsed page's items, with what dedupe needs of them that is pure work on the page alone."""
+
+    items: list[Item]
+    groups: dedupe.Groups  # the page's near-duplicate clusters
+
+
 def parse_page(page: Page, selectors: Selectors | None, timezone: str, language: str | None
-               ) -> list[Item] | SourceError:
-    """read_page() in a worker process, with each item's dedupe buckets (the sketch is pure work
-    on the item's text, so it is done here, in parallel, not in the process that saves); returns
-    errors instead of raising."""
+               ) -> PageItems | SourceError:
+    """read_page() in a worker process, plus the dedupe work that needs only this page: each item's
+    sketch and the page's clusters (done here, in parallel, not in the process that saves).
+    Returns errors instead of raising."""
     try:
         items = read_page(page, selectors, timezone, language)[1]
-        return [dataclasses.replace(item, buckets=dedupe.item_buckets(item)) for item in items]
+        items = [dataclasses.replace(item, buckets=dedupe.item_buckets(item)) for item in items]
+        return PageItems(items, dedupe.group_page(items))
     except SourceError as exc:
         return exc
     except Exception as exc:  # a bug, but one page must not cost every other feed its refresh
@@ -380,7 +390,7 @@ def parse_page(page: Page, selectors: Selectors | None, timezone: str, language:
 class Parsed:
     """A fetched page's items (or why there are none) and its validators, kept only on success."""
 
-    result: list[Item] | SourceError
+    result: PageItems | SourceError
     etag: str | None
     last_modified: str | None
     icon: str | None = None
@@ -477,10 +487,10 @@ class Parser:
     def __init__(self, workers: Workers) -> None:
         self.workers = workers
         # what is kept of a page while it is parsed: not its text (1,000 pages would be 200 MB)
-        self.pending: list[tuple[SourceConfig, Parsed, Future[list[Item] | SourceError]]] = []
+        self.pending: list[tuple[SourceConfig, Parsed, Future[PageItems | SourceError]]] = []
 
     def submit(self, source: SourceConfig, page: Page, language: str | None) -> None:
-        meta = Parsed([], page.etag, page.last_modified, extract.page_icon(page))
+        meta = Parsed(PageItems([], []), page.etag, page.last_modified, extract.page_icon(page))
         future = self.workers.submit(parse_page, page, source.selectors, source.timezone, language)
         self.pending.append((source, meta, future))
 
@@ -500,9 +510,9 @@ class Parser:
             deadline = max(deadline, time.monotonic() + PARSE_TIMEOUT / 10)
 
     @staticmethod
-    def _collect(source: SourceConfig, meta: Parsed, future: Future[list[Item] | SourceError], *,
+    def _collect(source: SourceConfig, meta: Parsed, future: Future[PageItems | SourceError], *,
                  timeout: float) -> tuple[SourceConfig, Parsed]:
-        result: list[Item] | SourceError
+        result: PageItems | SourceError
         try:
             result = future.result(timeout=timeout)
         except FutureTimeout:
@@ -524,7 +534,7 @@ def settle_source(source: SourceConfig, state: SourceState,
             raise answer
         if isinstance(answer.result, SourceError):
             raise answer.result
-        items = answer.result
+        items = answer.result.items
         if not items:
             if state.last_item_count:
                 raise SourceError("drift", f"found no items where the last good fetch found "
@@ -539,7 +549,7 @@ def settle_source(source: SourceConfig, state: SourceState,
     state.etag, state.last_modified = answer.etag, answer.last_modified
     state.icon = answer.icon
     state.last_item_count = len(items)
-    return SourceItems(SourceOutcome(url, "ok", items=len(items)), items, fresh=True)
+    return SourceItems(SourceOutcome(url, "ok", items=len(items)), items, fresh=True, groups=answer.result.groups)
 
 
 def mark_success(state: SourceState, now: datetime) -> None:
@@ -563,7 +573,10 @@ def plan_topic(topic: TopicConfig, by_source: dict[str, SourceItems], store: Sto
         got = by_source[source.url]
         outcomes.append(got.outcome)
         items.extend(keep(topic, got.items))
-    return TopicPlan(topic, dedupe.plan(items, store, topic.id, now), outcomes)
+    # The usual topic (one page, no keyword filter): its items are that page's, clustered already.
+    giving = [by_source[s.url] for s in topic.sources if by_source[s.url].items]
+    groups = giving[0].groups if len(giving) == 1 and not (topic.include or topic.exclude) else None
+    return TopicPlan(topic, dedupe.plan(items, store, topic.id, now, groups), outcomes)
 
 
 def keep(topic: TopicConfig, items: Sequence[Item]) -> list[Item]:

@@ -255,3 +255,25 @@ def test_a_url_match_outranks_a_text_match(store, now):
     by_text = {e.summary: e.id for e in first.new}
     plan = dedupe.plan([item(other, link=url)], store, "peace", now)
     assert [m.id for _, m in plan.updated] == [by_text[SUMMARY]]
+
+
+def test_a_page_clustered_in_the_worker_plans_as_if_clustered_here(tmp_path, now):
+    """group_page() runs where the page is parsed; plan() with its groups must decide exactly as
+    plan() clustering the same items itself: same entries, same merges, same reasons."""
+    edited = SUMMARY.replace("2025年12月25日", "２０２５年１２月２５日").replace("述べた", "記者会見で述べた")
+    other = "東京株式市場で日経平均株価は大幅に続伸し、半導体関連株に買いが集まった。"
+    items = [item(SUMMARY, 0), item(other, 1, link="https://news.example/kabu"), item(edited, 2),
+             item(other + "詳しくは本文で。", 3, title="日経平均が続伸", link="https://news.example/kabu"), item(SUMMARY, 4)]
+    groups = dedupe.group_page(items)
+    assert sorted(i for indexes, _ in groups for i in indexes) == list(range(len(items)))
+    plans = []
+    for name, g in (("here", None), ("worker", groups)):
+        with Store.open(tmp_path / f"{name}.db") as s:
+            s.save(dedupe.plan([item(other, 0, link="https://news.example/kabu")], s, "peace", now), "peace", now)
+            plans.append(dedupe.plan(items, s, "peace", now, g))
+    here, worker = plans
+    assert [(e.id, e.title, e.position) for e in here.new] == [(e.id, e.title, e.position) for e in worker.new]
+    assert [(s.id, m.title) for s, m in here.updated] == [(s.id, m.title) for s, m in worker.updated]
+    assert [(i.position, eid, why) for i, eid, why in here.merged] == \
+        [(i.position, eid, why) for i, eid, why in worker.merged]
+    assert len(here.new) == 1 and {why for _, _, why in here.merged} == {"same-text", "near-duplicate", "same-url"}

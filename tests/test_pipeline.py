@@ -274,8 +274,10 @@ def test_parsed_items_carry_their_dedupe_buckets() -> None:
     from feedsvc.model import Page
 
     page = Page("https://news.example/topic", listing(5, "b"), "text/html", "utf-8", NOW)
-    items = pipeline.parse_page(page, None, "Asia/Tokyo", "ja")
-    assert isinstance(items, list) and len(items) == 5
+    parsed = pipeline.parse_page(page, None, "Asia/Tokyo", "ja")
+    assert isinstance(parsed, pipeline.PageItems) and len(parsed.groups) == 5
+    items = parsed.items
+    assert len(items) == 5
     assert all(it.buckets and list(it.buckets) == dedupe.buckets(it.folded) for it in items)
 
 
