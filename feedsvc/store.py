@@ -304,13 +304,10 @@ class Store:
         # The stories sharing the most bands first, and no more than NEAR_CANDIDATES of them: on
         # pages of near-identical templated summaries every stored story shares some band, and
         # verifying them all made a check grow with the store. A true near-duplicate shares many.
-        ns = sorted(r[0] for r in self._db.execute(
-            f"SELECT n FROM lsh WHERE bucket IN ({marks}) GROUP BY n ORDER BY count(*) DESC, n LIMIT ?",
-            (*buckets, NEAR_CANDIDATES)))
-        if not ns:
-            return []
-        return self._db.execute(f"SELECT id, folded FROM entries WHERE n IN ({','.join('?' * len(ns))}) "
-                                "ORDER BY n", ns).fetchall()
+        return self._db.execute(
+            "SELECT e.id, e.folded FROM entries e JOIN "
+            f"(SELECT n FROM lsh WHERE bucket IN ({marks}) GROUP BY n ORDER BY count(*) DESC, n LIMIT ?) c "
+            "ON e.n = c.n ORDER BY e.n", (*buckets, NEAR_CANDIDATES)).fetchall()
 
     def has_id(self, entry_id: str) -> bool:
         return self._db.execute("SELECT 1 FROM entries WHERE id = ?", (entry_id,)).fetchone() is not None
