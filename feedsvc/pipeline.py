@@ -33,7 +33,7 @@ from feedsvc import __version__, dedupe, extract, normalize, publish, websub
 from feedsvc.config import Config, Selectors, SourceConfig, TopicConfig
 from feedsvc.errors import SourceError, UsageError
 from feedsvc.fetch import Fetcher, next_try_at
-from feedsvc.model import (Entry, Item, NotModified, Page, RawItem, RefreshResult, RobotsTxt, SourceOutcome,
+from feedsvc.model import (Item, NotModified, Page, RawItem, RefreshResult, RobotsTxt, SourceOutcome,
                            SourceState)
 from feedsvc.normalize import NormalizeContext, fold
 from feedsvc.store import Store
@@ -131,7 +131,8 @@ def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: date
             if group.due():
                 results += group.publish()
             results += group.rendered(wait=False)
-        store.touch_sources([url for url, got in by_source.items() if not got.fresh], now)
+        store.touch_sources([url for url, got in by_source.items() if not got.fresh], now,
+                            older_than=now - config.retention / 4)  # touched 3+ times before prune's cutoff
         store.prune(now, config.retention)
         results += group.publish()
         results += group.rendered(wait=True)
@@ -195,12 +196,13 @@ class SaveGroup:
         for tp, seconds in saved:
             t0 = time.monotonic()
             topic = with_icon(tp.topic, self.store)
-            entries = self.store.entries(topic.id, limit=topic.max_entries)
-            key = feed_key(self.config, topic, entries)
+            versions = self.store.feed_versions(topic.id, topic.max_entries)
+            key = feed_key(self.config, topic, versions)
             future = None
             if not feeds_current(self.config, topic, self.store, key):
+                entries = self.store.entries(topic.id, limit=topic.max_entries)
                 future = self.workers.submit(publish.write_feeds, topic, entries, self.render_config)
-            self.rendering.append(Rendering(tp, topic, seconds + time.monotonic() - t0, len(entries), key, future))
+            self.rendering.append(Rendering(tp, topic, seconds + time.monotonic() - t0, len(versions), key, future))
         return self.rendered(wait=False)
 
     def rendered(self, *, wait: bool) -> list[RefreshResult]:
@@ -232,11 +234,10 @@ class SaveGroup:
         )
 
 
-def feed_key(config: Config, topic: TopicConfig, entries: list[Entry]) -> str:
-    """A hash of everything a topic's feeds are made of: the topic, the publishing config, the
-    entries (less when each was last seen, which no feed shows), feedsvc's version."""
-    return digest(__version__, topic, config.base_url, config.websub_hub,
-                  [dataclasses.replace(e, last_seen_at=e.first_seen_at) for e in entries])
+def feed_key(config: Config, topic: TopicConfig, versions: list[tuple]) -> str:
+    """A hash of everything a topic's feeds are made of: the topic, the publishing config, feedsvc's
+    version, and what a reader sees of each entry, in feed order (Store.feed_versions)."""
+    return digest(__version__, topic, config.base_url, config.websub_hub, versions)
 
 
 def feeds_current(config: Config, topic: TopicConfig, store: Store, key: str) -> bool:

@@ -352,3 +352,25 @@ def test_a_failing_robots_txt_is_asked_again_next_run(http_server, tmp_path: Pat
     pipeline.refresh(config, now=NOW)
     pipeline.refresh(config, now=NOW + timedelta(hours=1))
     assert len(http_server.hits_for("/robots.txt")) == 2
+
+
+def test_a_warm_refresh_rewrites_no_story_until_it_gets_old(http_server, tmp_path: Path) -> None:
+    """Stories of a page answering 304 are kept from pruning by touching them, but only once they get
+    old (a quarter of retention): touching all of them on every run was most of a warm refresh."""
+    import sqlite3
+
+    url = http_server.route("/w", handler=conditional(listing(4, "w").encode(), '"w1"'))
+    config = make_config(tmp_path, {"w": [url]}, extra='retention = "8d"')
+
+    def seen() -> set[str]:
+        db = sqlite3.connect(config.state)
+        try:
+            return {r[0][:19] for r in db.execute("SELECT last_seen_at FROM entries")}
+        finally:
+            db.close()
+
+    pipeline.refresh(config, now=NOW)
+    pipeline.refresh(config, now=NOW + timedelta(hours=1))
+    assert seen() == {"2026-03-01T00:00:00"}  # not rewritten
+    pipeline.refresh(config, now=NOW + timedelta(days=3))
+    assert seen() == {"2026-03-04T00:00:00"}  # older than 2 days: touched
