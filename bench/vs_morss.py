@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pages import LoopbackServers
-from refresh import run_cli, time_startup, write_config
+from refresh import become_subreaper, run_cli, time_startup, write_config
 
 RULES = {  # bench/pages.py's listing: the ad slotted into the list has another class and is left out
     "items": '//li[@class="p-list__item"]/article',
@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     n = args.sources
 
+    become_subreaper()  # so that run_cli counts the parse workers' CPU (see refresh.py)
     py, what = ensure_morss(args.venv)
     if py is None:
         print(f"morss cannot be run here, so there is no comparison: {what}", file=sys.stderr)
@@ -113,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         write_config(work / "config.toml", urls, 1)
         fs = run_cli("feedsvc", work / "config.toml", n, {}, work / "cli.log")
         feeds = len(list((work / "feeds").glob("*.atom")))
+        (work / "one").mkdir()
+        write_config(work / "one" / "config.toml", urls, 1)
+        one = run_cli("feedsvc-1w", work / "one" / "config.toml", n, {"FEEDSVC_WORKERS": "1"}, work / "cli.log")
     startup = time_startup()
 
     m_cpu = sum(p["cpu"] for p in per_page) / n
@@ -126,13 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'feedsvc refresh (CLI, cold)':28}{1000 * f_cpu:12.1f}{1000 * f_wall:14.1f}   "
           f"exit {fs.exit_code}; {feeds} Atom feeds, dedupe, SQLite state")
     print(f"{'  less interpreter start':28}{1000 * f_cpu_net:12.1f}")
+    print(f"{'  FEEDSVC_WORKERS=1':28}{1000 * one.cpu / n:12.1f}{1000 * one.wall / n:14.1f}   "
+          f"exit {one.exit_code}; parsing in-process, no pool to feed")
     print(f"\nmorss CPU ÷ feedsvc CPU per page: {m_cpu / f_cpu:.2f}× (feedsvc without its start: "
-          f"{m_cpu / f_cpu_net:.2f}×); wall: {m_wall / f_wall:.2f}×  (> 1: feedsvc is faster)")
+          f"{m_cpu / f_cpu_net:.2f}×; one worker: {m_cpu / (one.cpu / n):.2f}×); wall: {m_wall / f_wall:.2f}×  "
+          "(> 1: feedsvc is faster)")
     if args.json:
         args.json.write_text(json.dumps({"sources": n, "morss": what, "morss_cpu_ms": 1000 * m_cpu,
                                          "morss_wall_ms": 1000 * m_wall, "morss_items": m_items,
                                          "feedsvc_cpu_ms": 1000 * f_cpu, "feedsvc_wall_ms": 1000 * f_wall,
                                          "feedsvc_cpu_ms_net": 1000 * f_cpu_net, "feedsvc_exit": fs.exit_code,
+                                         "feedsvc_1w_cpu_ms": 1000 * one.cpu / n,
                                          "feeds": feeds}, indent=2))
     return 0 if fs.exit_code == 0 and feeds == n else 1
 

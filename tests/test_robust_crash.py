@@ -26,6 +26,7 @@ import random
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -131,6 +132,11 @@ def test_sigkill_at_random_moments_never_breaks_feeds_or_state(http_server, tmp_
     http_server.route("/robots.txt", handler=robots)
     timing = tmp_path / "timing"
     shutil.copytree(site, timing)
+    # robots.txt is kept for a day in the state: forget it here, so that this run asks for it first
+    db = sqlite3.connect(next((timing / "state").glob("*.sqlite")))
+    db.execute("DELETE FROM robots")
+    db.commit()
+    db.close()
     serve_pages(http_server, timing, version=1)
     started = time.monotonic()
     assert run_cli(timing / "config.toml", "refresh", cwd=timing).returncode == 0
