@@ -201,19 +201,29 @@ class Fetcher:
             groups.setdefault(key, []).append((source, state))
         if not groups:
             return
-        results: queue.Queue[tuple[SourceConfig, object]] = queue.Queue()
+        # Bounded: when the caller is slower than the network (it parses and saves what it gets),
+        # fetching waits for it instead of holding hundreds of pages in memory.
+        results: queue.Queue[tuple[SourceConfig, object]] = queue.Queue(maxsize=self.max_workers)
         stop = threading.Event()
+
+        def put(item: tuple[SourceConfig, object]) -> None:
+            while not stop.is_set():  # the caller may have stopped reading
+                try:
+                    results.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
 
         def run(group: list[tuple[SourceConfig, SourceState | None]]) -> None:
             for source, state in group:
                 if stop.is_set():
                     return
                 try:
-                    results.put((source, self.fetch(source, state, now=now, force=force)))
+                    put((source, self.fetch(source, state, now=now, force=force)))
                 except FetchError as exc:
-                    results.put((source, exc))
+                    put((source, exc))
                 except BaseException as exc:  # a bug: hand it to the caller's thread
-                    results.put((source, _Crash(exc)))
+                    put((source, _Crash(exc)))
 
         pool = ThreadPoolExecutor(max_workers=min(self.max_workers, len(groups)),
                                   thread_name_prefix="feedsvc-fetch")

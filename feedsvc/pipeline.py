@@ -330,6 +330,8 @@ def settled_sources(config: Config, topics: Sequence[TopicConfig], store: Store,
                 yield settle(source, answer)
             for source, parsed in parser.ready():
                 yield settle(source, parsed)
+            for source, parsed in parser.backlog(PARSE_BACKLOG * workers.size):
+                yield settle(source, parsed)
         if record:
             store.save_robots(fetcher.fetched_robots)
         for source, parsed in parser.results():
@@ -339,6 +341,9 @@ def settled_sources(config: Config, topics: Sequence[TopicConfig], store: Store,
 # A page is parsed in well under a second; this bounds a pathological one (pages are
 # already capped at max_bytes by fetch). Enforced where pages go to worker processes.
 PARSE_TIMEOUT = 60.0
+# Pages in the workers at once, per worker: beyond it the refresh waits for the oldest, so that
+# fetching never runs hundreds of pages (and their items) ahead of what is saved.
+PARSE_BACKLOG = 4
 
 
 def default_workers() -> int:
@@ -499,6 +504,12 @@ class Parser:
         """The pages parsed so far, without waiting for the others."""
         while self.pending and self.pending[0][2].done():
             yield self._collect(*self.pending.pop(0), timeout=0)
+
+    def backlog(self, limit: int) -> Iterator[tuple[SourceConfig, Parsed]]:
+        """The oldest pages, waiting for them, until at most `limit` are still being parsed."""
+        while len(self.pending) > limit:
+            yield self._collect(*self.pending[0], timeout=PARSE_TIMEOUT)
+            self.pending.pop(0)
 
     def results(self) -> Iterator[tuple[SourceConfig, Parsed]]:
         """The remaining pages, waiting for each (a batch's parse is bounded by PARSE_TIMEOUT)."""
