@@ -10,7 +10,10 @@ Prints the daemon's resident memory (VmRSS), open file descriptors and threads e
 
 Sources are pages on a local HTTP server (127.0.0.1): each shows its 15 newest stories,
 and a new story appears on every page every --story-every seconds, so every refresh has
-new entries to store and old ones scroll off the page. Exit code 0 when flat, 1 when growing.
+new entries to store and old ones scroll off the page. Stories that left their page are
+pruned after --retention (2 minutes), so the store reaches its steady size early in the run,
+as a daemon's does after its retention period; the "stored" column shows it.
+Exit code 0 when flat, 1 when growing.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import random
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -91,9 +95,9 @@ def start_pages(story_every: float, templated: bool) -> tuple[ThreadingHTTPServe
     return httpd, hits
 
 
-def write_config(folder: Path, base: str, sources: int, topics: int) -> Path:
+def write_config(folder: Path, base: str, sources: int, topics: int, retention: str = "2m") -> Path:
     lines = ["[feedsvc]", 'output_dir = "feeds"', 'state = "state/feedsvc.sqlite"', 'interval = "1s"',
-             'jitter = "0s"', 'host_delay = "0s"', 'formats = ["atom", "rss", "json"]']
+             'jitter = "0s"', 'host_delay = "0s"', 'formats = ["atom", "rss", "json"]', f'retention = "{retention}"']
     for t in range(topics):
         lines += ["", "[[topics]]", f'id = "topic-{t}"', f'title = "Topic {t}"']
         for s in range(t, sources, topics):
@@ -121,6 +125,20 @@ def sample(pid: int) -> tuple[int, int, int]:
     return rss, min(fds), min(threads)
 
 
+def stored_stories(state: Path) -> int:
+    """Stories in the daemon's store (read-only; 0 before it exists)."""
+    if not state.exists():
+        return 0
+    try:
+        db = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(db.execute("SELECT count(*) FROM entries").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return -1
+
+
 def slope(points: list[tuple[float, float]]) -> float:
     """Least-squares slope of y over x (units of y per unit of x)."""
     n = len(points)
@@ -143,21 +161,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--templated", action="store_true",
                     help="every summary the same sentence but its numbers (near-duplicate candidates pile up)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (feeds, state, log)")
+    ap.add_argument("--retention", default="2m",
+                    help="the daemon's retention (default 2m): a daemon holds about retention x story rate "
+                         "stories once steady; with 30d a soak of minutes only shows its store growing")
     args = ap.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="feedsvc-soak-"))
     httpd, hits = start_pages(args.story_every, args.templated)
     base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    config = write_config(work, base, args.sources, args.topics)
+    config = write_config(work, base, args.sources, args.topics, args.retention)
     log_path = work / "daemon.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with log_path.open("wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "feedsvc", "--config", str(config), "run"],
                                 cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
     print(f"soak: pid {proc.pid}, {args.sources} sources in {args.topics} topics, interval 1s, "
-          f"{args.minutes:g} min, work folder {work}")
+          f"retention {args.retention}, {args.minutes:g} min, work folder {work}")
     print(f"{'t (s)':>7} {'RSS (MiB)':>10} {'workers':>8} {'fds':>5} {'threads':>8} {'refreshes':>10} "
-          f"{'entries':>8} {'hits':>7}")
+          f"{'entries':>8} {'stored':>7} {'hits':>7}")
     rows: list[tuple[float, int, int, int]] = []
     worker_rows: list[tuple[float, int]] = []  # RSS of the daemon's child processes (parse workers)
     started = time.monotonic()
@@ -179,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                 workers = tree_rss_kb(proc.pid) - rss
                 worker_rows.append((t, workers))
                 print(f"{t:7.0f} {rss / 1024:10.1f} {workers / 1024:8.1f} {fds:5d} {threads:8d} {refreshes:10d} "
-                      f"{entries:8d} {hits[0]:7d}", flush=True)
+                      f"{entries:8d} {stored_stories(work / 'state' / 'feedsvc.sqlite'):7d} {hits[0]:7d}", flush=True)
                 next_at += args.every
                 if now >= end:
                     break
