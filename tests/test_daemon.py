@@ -857,3 +857,15 @@ http {{
         proc.wait(timeout=10)
         if proc.stderr:
             proc.stderr.close()
+
+
+def test_each_refresh_gives_freed_memory_back(make_daemon, recorder: Recorder, monkeypatch) -> None:
+    """glibc keeps what a refresh's threads freed in their arenas: the daemon trims after every
+    refresh, failed or not (bench/soak.py shows the effect on its memory over time)."""
+    trims: list[int] = []
+    monkeypatch.setattr(daemon_mod, "_malloc_trim", lambda pad: trims.append(pad) or 1)
+    d = make_daemon([topic("a")])
+    d.refresh_topic("a")
+    recorder.fail_first = RuntimeError("boom")
+    d.refresh_topic("a")
+    assert trims == [0, 0]
