@@ -220,7 +220,14 @@ def decode_body(body: bytes, *, content_type: str | None = None,
         declared.append((h, False))
     if (m := meta_charset(body)) is not None:
         declared.append((m, True))
-    results = [r for label, from_meta in declared if (r := _first_decoding(body, label, from_meta=from_meta))]
+    tried: dict[tuple[str, ...], tuple[str, str] | None] = {}  # header and <meta> usually agree: decode once
+    results = []
+    for label, from_meta in declared:
+        codecs_named = codecs_for(label, from_meta=from_meta)
+        if codecs_named not in tried:
+            tried[codecs_named] = _first_decoding(body, label, from_meta=from_meta)
+        if (r := tried[codecs_named]) is not None:
+            results.append(r)
     if results:
         # Header and meta disagree, or a single-byte label (which "decodes" anything): a multi-byte
         # codec that strictly decodes is far stronger evidence than a single-byte one that can't fail.
