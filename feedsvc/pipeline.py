@@ -432,7 +432,11 @@ class Workers:
 
     def __init__(self, workers: int, *, tasks_per_worker: int | None = None) -> None:
         self.size = workers
-        self.tasks_per_worker = tasks_per_worker  # a long-lived pool replaces each worker after so many
+        # A pool kept between refreshes is replaced whole, between two refreshes, once it has
+        # served this many tasks a worker. (Not ProcessPoolExecutor's max_tasks_per_child: on
+        # Python 3.11 a pool using it stopped handing out work after some thousands of tasks.)
+        self.tasks_per_worker = tasks_per_worker
+        self.tasks = 0  # submitted to the current pool
         self.pool: ProcessPoolExecutor | None = None
         self.futures: list[Future[Any]] = []  # submitted and not yet seen done
         if workers > 1:
@@ -443,8 +447,9 @@ class Workers:
         ctx.set_forkserver_preload(["feedsvc.pipeline", "feedsvc.extract", "feedsvc.extract.selectors",
                                      "feedsvc.normalize", "feedsvc.publish"])
         self.pool = ProcessPoolExecutor(max_workers=self.size, mp_context=ctx, initializer=watch_refresh,
-                                        initargs=(os.getpid(),), max_tasks_per_child=self.tasks_per_worker)
+                                        initargs=(os.getpid(),))
         self.futures = []
+        self.tasks = 0
         self.pool.submit(int)  # start the workers now, while the first pages are being fetched
 
     def renew(self) -> None:
@@ -456,10 +461,15 @@ class Workers:
             log.warning("restarting the parse workers (one died or is stuck on a page)")
             self.close()
             self._start()
+        elif self.tasks_per_worker and self.tasks >= self.tasks_per_worker * self.size:
+            log.debug("replacing the parse workers after %d tasks", self.tasks)
+            self.close()
+            self._start()
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         if self.pool is not None:
             future = self.pool.submit(fn, *args)
+            self.tasks += 1
             self.futures = [f for f in self.futures if not f.done()]
             self.futures.append(future)
             return future
@@ -477,14 +487,19 @@ class Workers:
         self.close()
 
     def close(self) -> None:
-        if self.pool is not None:
-            # a stuck worker (a parse past PARSE_TIMEOUT) must not keep the refresh alive
-            if any(not f.done() for f in self.futures):
-                for process in list(getattr(self.pool, "_processes", {}).values()):
-                    if process.is_alive():
-                        process.kill()
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
+        pool, self.pool = self.pool, None
+        if pool is None:
+            return
+        if getattr(pool, "_broken", False) or any(not f.done() for f in self.futures):
+            # A stuck worker (a parse past PARSE_TIMEOUT) or a broken pool must not keep the
+            # refresh, or the daemon, waiting: kill the workers and do not wait for the pool's
+            # own thread, which may never wake up (it once hung a daemon here).
+            for process in list(getattr(pool, "_processes", {}).values()):
+                if process.is_alive():
+                    process.kill()
+            pool.shutdown(wait=False, cancel_futures=True)
+            return
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class Parser:

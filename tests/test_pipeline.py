@@ -374,3 +374,26 @@ def test_a_warm_refresh_rewrites_no_story_until_it_gets_old(http_server, tmp_pat
     assert seen() == {"2026-03-01T00:00:00"}  # not rewritten
     pipeline.refresh(config, now=NOW + timedelta(days=3))
     assert seen() == {"2026-03-04T00:00:00"}  # older than 2 days: touched
+
+
+def test_a_kept_pool_is_replaced_whole_after_its_tasks() -> None:
+    with pipeline.Workers(2, tasks_per_worker=2) as workers:
+        assert [workers.submit(pow, 2, i).result(timeout=30) for i in range(4)] == [1, 2, 4, 8]
+        before = workers.pool
+        workers.renew()  # 4 tasks = 2 a worker: time for new processes
+        assert workers.pool is not before and workers.tasks == 0
+        assert workers.submit(pow, 3, 2).result(timeout=30) == 9
+        same = workers.pool
+        workers.renew()
+        assert workers.pool is same  # 1 task: kept
+
+
+def test_closing_a_pool_with_a_stuck_worker_does_not_wait_for_it() -> None:
+    workers = pipeline.Workers(2)
+    stuck = workers.submit(time.sleep, 60)
+    deadline = time.monotonic() + 10
+    while not stuck.running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = time.monotonic()
+    workers.close()
+    assert time.monotonic() - started < 5 and workers.pool is None
