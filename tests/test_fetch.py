@@ -608,3 +608,29 @@ def test_next_try_at(now, failures, retry_after, expected):
 ])
 def test_parse_retry_after(now, value, date, expected):
     assert parse_retry_after(value, date, now) == expected
+
+
+def test_fetching_waits_for_a_slow_reader_instead_of_piling_up_pages(tmp_path, now, monkeypatch):
+    """fetch_many runs ahead of its caller by at most its queue (one page a thread) plus the page
+    each thread holds: a refresh that saves slower than it fetches no longer keeps every page in memory."""
+    done: list[str] = []
+    real_fetch = Fetcher.fetch
+
+    def counting_fetch(self, source, state, **kw):
+        page = real_fetch(self, source, state, **kw)
+        done.append(source.url)
+        return page
+
+    monkeypatch.setattr(Fetcher, "fetch", counting_fetch)
+    sources = []
+    for i in range(30):
+        path = tmp_path / f"p{i}.html"
+        path.write_text(f"<html><body><p>page {i}</p></body></html>", encoding="utf-8")
+        sources.append((src(path.as_uri()), None))  # local files: each its own queue, all in parallel
+    with make_fetcher(max_workers=3) as f:
+        pages = f.fetch_many(sources, now=now)
+        next(pages)
+        time.sleep(1.0)  # the caller is busy saving
+        assert len(done) <= 1 + 3 + 3  # taken + queued + one held by each thread
+        assert len(list(pages)) == 29  # and nothing is lost once it reads on
+    assert len(done) == 30

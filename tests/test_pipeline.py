@@ -397,3 +397,19 @@ def test_closing_a_pool_with_a_stuck_worker_does_not_wait_for_it() -> None:
     started = time.monotonic()
     workers.close()
     assert time.monotonic() - started < 5 and workers.pool is None
+
+
+def test_the_parser_waits_for_its_oldest_pages_past_its_backlog() -> None:
+    """At most PARSE_BACKLOG pages a worker are in flight: the refresh settles the oldest first."""
+    from feedsvc.config import SourceConfig
+    from feedsvc.model import Page
+
+    with pipeline.Workers(2) as workers:
+        parser = pipeline.Parser(workers)
+        for i in range(12):
+            page = Page(f"https://news.example/{i}", listing(3, f"b{i}"), "text/html", "utf-8", NOW)
+            parser.submit(SourceConfig(url=page.url), page, "ja")
+        settled = [source.url for source, _ in parser.backlog(4)]
+        assert settled == [f"https://news.example/{i}" for i in range(8)]  # oldest first, until 4 remain
+        assert len(parser.pending) == 4
+        assert [len(p.result.items) for _, p in parser.results()] == [3] * 4
