@@ -138,11 +138,17 @@ def same_story(a: str, b: str, params: Params = PARAMS) -> bool:
 
 def verdict(a: str, b: str, params: Params = PARAMS) -> str | None:
     """"same-text", "near-duplicate", or None (different stories)."""
+    return _judged(a, b, params)[0]
+
+
+def _judged(a: str, b: str, params: Params = PARAMS) -> tuple[str | None, float]:
+    """verdict() and the Jaccard it rests on (1.0 for the same text; 0.0 when too short to compare)."""
     if a == b:
-        return "same-text" if a else None
+        return ("same-text" if a else None), 1.0
     if min(len(a), len(b)) < params.min_len:
-        return None
-    return _decide(similarity(a, b, params.shingle), params)
+        return None, 0.0
+    s = similarity(a, b, params.shingle)
+    return _decide(s, params), s.jaccard
 
 
 def _could_pass(inter: int, la: int, lb: int, params: Params = PARAMS) -> bool:
@@ -474,15 +480,9 @@ def find_stored(item_keys: Iterable[str], folded: str, store: StoreView,
         return entry, stored_folded, "same-text" if key.startswith(("folded:", "text:")) else "same-url"
     best: tuple[float, str, str] | None = None
     for entry_id, stored_folded in store.near_candidates(buckets(folded) if bucket_ids is None else bucket_ids):
-        if folded == stored_folded:
-            score = 1.0
-        elif min(len(folded), len(stored_folded)) < PARAMS.min_len:
+        why, score = _judged(folded, stored_folded)
+        if why is None:
             continue
-        else:  # verdict(), with the similarity kept for the score
-            sim = similarity(folded, stored_folded)
-            if _decide(sim) is None:
-                continue
-            score = sim.jaccard
         if best is None or score > best[0] or (score == best[0] and entry_id < best[1]):
             best = (score, entry_id, stored_folded)
     if best is None:

@@ -100,7 +100,7 @@ def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: date
     results: list[RefreshResult] = []
     with ExitStack() as stack:
         store = stack.enter_context(Store.open(config.state))
-        wanted = parse_workers(len({s.url for t in topics for s in t.sources}))
+        wanted = workers_for(topics)
         if workers is None or wanted == 1:
             workers = stack.enter_context(Workers(wanted))
         else:
@@ -283,7 +283,7 @@ def plan_topics(config: Config, topic_ids: Sequence[str] | None = None, *, now: 
             # A dry run must not create the state file: compare against an empty store.
             path = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "empty.sqlite"
         store = stack.enter_context(Store.open(path))
-        workers = stack.enter_context(Workers(parse_workers(len({s.url for t in topics for s in t.sources}))))
+        workers = stack.enter_context(Workers(workers_for(topics)))
         by_source = dict(settled_sources(config, topics, store, workers, now=now, force=force, progress=None,
                                          record=False))
         return [plan_topic(topic, by_source, store, now=now) for topic in topics]
@@ -344,6 +344,11 @@ PARSE_TIMEOUT = 60.0
 # Pages in the workers at once, per worker: beyond it the refresh waits for the oldest, so that
 # fetching never runs hundreds of pages (and their items) ahead of what is saved.
 PARSE_BACKLOG = 4
+
+
+def workers_for(topics: Sequence[TopicConfig]) -> int:
+    """parse_workers() for the distinct sources of these topics."""
+    return parse_workers(len({s.url for t in topics for s in t.sources}))
 
 
 def default_workers() -> int:

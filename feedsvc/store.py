@@ -156,7 +156,7 @@ class Store:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across app crashes
             conn.execute("PRAGMA foreign_keys = ON")
-            # A refresh writes its topics in a few large transactions (group()); the LSH index takes
+            # A refresh writes its topics in a few large transactions (begin()); the LSH index takes
             # inserts at random places, so a bigger cache keeps its dirty pages from spilling mid-way.
             conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             store = cls(conn, path)
