@@ -283,6 +283,47 @@ def test_headers_dripped_one_byte_at_a_time_are_cut_at_the_deadline(raw_server, 
     assert elapsed < 2 + 3
 
 
+def test_the_watchdog_fires_the_nearest_deadline_first_and_never_a_finished_request():
+    from feedsvc.fetch import _Watch, _Watchdog
+
+    dog = _Watchdog()
+    slow, quick, done = _Watch(), _Watch(), _Watch()
+    try:
+        dog.arm(30, slow)  # the thread now sleeps until this one's time...
+        dog.arm(0.2, done)
+        done.finish()  # ...a request that ends in time is left alone
+        dog.arm(0.3, quick)  # ...and a nearer deadline armed later wakes it up
+        until = time.monotonic() + 5
+        while not quick.fired and time.monotonic() < until:
+            time.sleep(0.02)
+        assert quick.fired
+        assert not slow.fired and not done.fired
+    finally:
+        dog.close()
+
+
+def test_many_requests_share_one_watchdog_thread(http_server, now):
+    seen: list[tuple[int, int]] = []  # (timer threads, watchdog threads) while a request is in flight
+
+    def page(req: BaseHTTPRequestHandler) -> None:
+        live = threading.enumerate()
+        seen.append((sum(isinstance(t, threading.Timer) for t in live),
+                     sum(t.name == "feedsvc-fetch-watchdog" for t in live)))
+        body = HTML.encode()
+        req.send_response(200)
+        req.send_header("Content-Type", "text/html; charset=utf-8")
+        req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        req.wfile.write(body)
+
+    http_server.route("/p", handler=page)
+    with make_fetcher(timeout=5) as f:
+        for _ in range(20):
+            assert isinstance(f.fetch(SourceConfig(url=http_server.url("/p"), robots=False), None, now=now), Page)
+    assert len(seen) == 20
+    assert all(timers == 0 and dogs == 1 for timers, dogs in seen), seen  # not a thread per request
+
+
 def test_server_that_accepts_and_never_answers(raw_server, now):
     server = raw_server(lambda conn: (read_request(conn), time.sleep(30)))
     with make_fetcher(timeout=2) as f:
