@@ -299,7 +299,7 @@ def settled_sources(config: Config, topics: Sequence[TopicConfig], store: Store,
         for source in topic.sources:
             sources.setdefault(source.url, (source, topic))
     states = {url: store.source_state(url) for url in sources}
-    jobs: list[tuple[SourceConfig, SourceState | None]] = []
+    jobs: list[tuple[SourceConfig, SourceState]] = []
     for url, (source, _topic) in sources.items():
         state = states[url]
         if not force and state.next_try_at is not None and now < state.next_try_at:
@@ -309,6 +309,8 @@ def settled_sources(config: Config, topics: Sequence[TopicConfig], store: Store,
         jobs.append((source, state))
     if not jobs:
         return
+    if force or any(source.is_local or not (state.etag or state.last_modified) for source, state in jobs):
+        workers.start()  # a page will be parsed for sure
 
     def settle(source: SourceConfig, answer: NotModified | SourceError | Parsed) -> tuple[str, SourceItems]:
         state = states[source.url]
@@ -442,9 +444,14 @@ class Workers:
         # Python 3.11 a pool using it stopped handing out work after some thousands of tasks.)
         self.tasks_per_worker = tasks_per_worker
         self.tasks = 0  # submitted to the current pool
-        self.pool: ProcessPoolExecutor | None = None
+        self.pool: ProcessPoolExecutor | None = None  # started by start() or the first submit()
         self.futures: list[Future[Any]] = []  # submitted and not yet seen done
-        if workers > 1:
+
+    def start(self) -> None:
+        """Start the processes now, not at the first submit(): a refresh that will surely parse
+        pages starts them while its first pages are fetched. (One whose pages all answer 304
+        never starts them: a forkserver and its workers cost a warm refresh more than its fetches.)"""
+        if self.size > 1 and self.pool is None:
             self._start()
 
     def _start(self) -> None:
@@ -455,7 +462,7 @@ class Workers:
                                         initargs=(os.getpid(),))
         self.futures = []
         self.tasks = 0
-        self.pool.submit(int)  # start the workers now, while the first pages are being fetched
+        self.pool.submit(int)  # start the processes now, not when the first real job comes
 
     def renew(self) -> None:
         """Before a refresh on a pool kept between refreshes: replace it when a worker died
@@ -464,14 +471,13 @@ class Workers:
             return
         if getattr(self.pool, "_broken", False) or any(not f.done() for f in self.futures):
             log.warning("restarting the parse workers (one died or is stuck on a page)")
-            self.close()
-            self._start()
+            self.close()  # new ones start when next needed
         elif self.tasks_per_worker and self.tasks >= self.tasks_per_worker * self.size:
             log.debug("replacing the parse workers after %d tasks", self.tasks)
             self.close()
-            self._start()
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        self.start()
         if self.pool is not None:
             future = self.pool.submit(fn, *args)
             self.tasks += 1
@@ -493,6 +499,7 @@ class Workers:
 
     def close(self) -> None:
         pool, self.pool = self.pool, None
+        self.tasks = 0
         if pool is None:
             return
         if getattr(pool, "_broken", False) or any(not f.done() for f in self.futures):

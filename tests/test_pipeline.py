@@ -376,6 +376,30 @@ def test_a_warm_refresh_rewrites_no_story_until_it_gets_old(http_server, tmp_pat
     assert seen() == {"2026-03-04T00:00:00"}  # older than 2 days: touched
 
 
+def test_worker_processes_start_only_when_a_page_will_be_parsed(http_server, tmp_path: Path, monkeypatch) -> None:
+    """A refresh whose pages all answer 304 starts no forkserver and no workers: they cost a warm
+    refresh more than its fetches. A cold one starts them before its first page arrives."""
+    urls = {"w": [http_server.route(f"/w{i}", handler=conditional(listing(3, f"w{i}").encode(), f'"w{i}"'))
+                  for i in range(4)]}
+    config = make_config(tmp_path, urls)
+    monkeypatch.setenv("FEEDSVC_WORKERS", "2")
+    started: list[int] = []
+    real_start = pipeline.Workers._start
+
+    def counted(self: pipeline.Workers) -> None:
+        started.append(len(http_server.hits))  # requests made before the processes were started
+        real_start(self)
+
+    monkeypatch.setattr(pipeline.Workers, "_start", counted)
+    assert pipeline.refresh(config, now=NOW)[0].new == 12
+    assert started == [0]  # cold: started before any page was asked for
+    assert pipeline.refresh(config, now=NOW + timedelta(hours=1))[0].unchanged == 0
+    assert started == [0]  # warm, every page 304: no processes
+    http_server.route("/w2", handler=conditional(listing(4, "w2").encode(), '"w2-v2"'))
+    result = pipeline.refresh(config, now=NOW + timedelta(hours=2))[0]
+    assert result.new == 1 and len(started) == 2  # one page changed: started when it came
+
+
 def test_a_kept_pool_is_replaced_whole_after_its_tasks() -> None:
     with pipeline.Workers(2, tasks_per_worker=2) as workers:
         assert [workers.submit(pow, 2, i).result(timeout=30) for i in range(4)] == [1, 2, 4, 8]
