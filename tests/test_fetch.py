@@ -324,6 +324,26 @@ def test_many_requests_share_one_watchdog_thread(http_server, now):
     assert all(timers == 0 and dogs == 1 for timers, dogs in seen), seen  # not a thread per request
 
 
+def test_the_environments_proxy_is_used_and_no_proxy_bypasses_it(http_server, now, monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
+                 "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    # the test server as a forward proxy: it is asked for the absolute URL
+    http_server.route("http://feeds.invalid/p", HTML, headers={"Content-Type": "text/html; charset=utf-8"})
+    monkeypatch.setenv("HTTP_PROXY", http_server.base)
+    with make_fetcher(timeout=5) as f:
+        page = f.fetch(SourceConfig(url="http://feeds.invalid/p", robots=False), None, now=now)
+    assert isinstance(page, Page) and "Hello, feeds." in page.text
+    assert [h.path for h in http_server.hits] == ["http://feeds.invalid/p"]
+
+    http_server.route("/direct", HTML, headers={"Content-Type": "text/html; charset=utf-8"})
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with make_fetcher(timeout=5) as f:
+        assert isinstance(f.fetch(SourceConfig(url=http_server.url("/direct"), robots=False), None, now=now), Page)
+    assert http_server.hits[-1].path == "/direct"
+
+
 def test_server_that_accepts_and_never_answers(raw_server, now):
     server = raw_server(lambda conn: (read_request(conn), time.sleep(30)))
     with make_fetcher(timeout=2) as f:
