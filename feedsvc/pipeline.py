@@ -29,13 +29,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from feedsvc import __version__, dedupe, extract, normalize, publish, websub
+from feedsvc import __version__, dedupe, publish, websub
 from feedsvc.config import Config, Selectors, SourceConfig, TopicConfig
 from feedsvc.errors import SourceError, UsageError
 from feedsvc.fetch import Fetcher, next_try_at
 from feedsvc.model import (Item, NotModified, Page, RawItem, RefreshResult, RobotsTxt, SourceOutcome,
                            SourceState)
-from feedsvc.normalize import NormalizeContext, fold
 from feedsvc.store import Store
 
 log = logging.getLogger(__name__)
@@ -370,8 +369,12 @@ def parse_workers(pages: int) -> int:
 def read_page(page: Page, selectors: Selectors | None, timezone: str, language: str | None
               ) -> tuple[list[RawItem], list[Item]]:
     """extract + normalize one page: the items as found, and as they go on."""
+    # Imported when a page is read: a refresh whose pages all answer 304 never pays for these
+    # imports (the parse workers have them preloaded).
+    from feedsvc import extract, normalize
+
     raws = extract.extract_items(page, selectors)
-    return raws, normalize.normalize_items(raws, NormalizeContext(
+    return raws, normalize.normalize_items(raws, normalize.NormalizeContext(
         page_url=page.url, fetched_at=page.fetched_at, timezone=timezone, language=language))
 
 
@@ -523,7 +526,9 @@ class Parser:
         self.pending: list[tuple[SourceConfig, Parsed, Future[PageItems | SourceError]]] = []
 
     def submit(self, source: SourceConfig, page: Page, language: str | None) -> None:
-        meta = Parsed(PageItems([], []), page.etag, page.last_modified, extract.page_icon(page))
+        from feedsvc.extract import page_icon  # (see read_page)
+
+        meta = Parsed(PageItems([], []), page.etag, page.last_modified, page_icon(page))
         future = self.workers.submit(parse_page, page, source.selectors, source.timezone, language)
         self.pending.append((source, meta, future))
 
@@ -620,8 +625,10 @@ def plan_topic(topic: TopicConfig, by_source: dict[str, SourceItems], store: Sto
 
 def keep(topic: TopicConfig, items: Sequence[Item]) -> list[Item]:
     """The topic's include / exclude keywords, matched on the folded title and summary."""
-    if not topic.include and not topic.exclude:
+    if not items or (not topic.include and not topic.exclude):
         return list(items)
+    from feedsvc.normalize import fold  # (see read_page)
+
     include = [fold(k) for k in topic.include]
     exclude = [fold(k) for k in topic.exclude]
     kept = []

@@ -400,6 +400,20 @@ def test_worker_processes_start_only_when_a_page_will_be_parsed(http_server, tmp
     assert result.new == 1 and len(started) == 2  # one page changed: started when it came
 
 
+def test_a_refresh_whose_pages_all_answer_304_imports_no_page_reader(http_server, tmp_path: Path) -> None:
+    """Importing extract and normalize (lxml, the date rules) was a tenth of a warm refresh."""
+    import subprocess
+    import sys
+
+    url = http_server.route("/w", handler=conditional(listing(3, "w").encode(), '"w1"'))
+    make_config(tmp_path, {"w": [url]})
+    script = ("import sys; from feedsvc.cli import main; code = main(['--config', sys.argv[1], 'refresh']); "
+              "print(code, sorted(m for m in ('feedsvc.extract', 'feedsvc.normalize') if m in sys.modules))")
+    runs = [subprocess.run([sys.executable, "-c", script, str(tmp_path / "config.toml")], capture_output=True,
+                           text=True, timeout=60).stdout.split("\n")[-2] for _ in range(2)]
+    assert runs == ["0 ['feedsvc.extract', 'feedsvc.normalize']", "0 []"]  # cold reads the page; warm: 304
+
+
 def test_a_kept_pool_is_replaced_whole_after_its_tasks() -> None:
     with pipeline.Workers(2, tasks_per_worker=2) as workers:
         assert [workers.submit(pow, 2, i).result(timeout=30) for i in range(4)] == [1, 2, 4, 8]
