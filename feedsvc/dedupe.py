@@ -147,7 +147,11 @@ def _judged(a: str, b: str, params: Params = PARAMS) -> tuple[str | None, float]
         return ("same-text" if a else None), 1.0
     if min(len(a), len(b)) < params.min_len:
         return None, 0.0
-    s = similarity(a, b, params.shingle)
+    sa, sb = shingles(a, params.shingle), shingles(b, params.shingle)
+    inter, la, lb = len(sa & sb), len(sa), len(sb)
+    if not _could_pass(inter, la, lb, params):  # most LSH candidates: no need to compare their figures
+        return None, inter / (la + lb - inter)
+    s = _similarity_from(a, b, inter, la, lb)
     return _decide(s, params), s.jaccard
 
 
