@@ -869,3 +869,38 @@ def test_each_refresh_gives_freed_memory_back(make_daemon, recorder: Recorder, m
     recorder.fail_first = RuntimeError("boom")
     d.refresh_topic("a")
     assert trims == [0, 0]
+
+
+ARENAS_SCRIPT = """
+import ctypes, sys, threading
+from feedsvc import daemon
+if sys.argv[1] == "limit":
+    daemon.limit_malloc_arenas()
+go = threading.Barrier(8)
+def work():
+    go.wait()
+    for _ in range(200):
+        blocks = [bytearray(4096) for _ in range(50)]
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+ctypes.CDLL("libc.so.6").malloc_stats()  # one "Arena n:" paragraph per arena, on stderr
+"""
+
+
+@pytest.mark.skipif(daemon_mod._mallopt is None, reason="glibc only (mallopt, malloc_stats)")
+def test_the_daemon_keeps_to_two_malloc_arenas(tmp_path: Path) -> None:
+    """Eight threads allocating at once get eight glibc arenas, each keeping its freed memory; the
+    daemon (whose refreshes run on new threads) asks for at most two before starting any."""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+
+    def arenas(mode: str) -> int:
+        run = subprocess.run([sys.executable, "-c", ARENAS_SCRIPT, mode], capture_output=True, text=True,
+                             timeout=60, env=env)
+        assert run.returncode == 0, run.stderr
+        return len(re.findall(r"^Arena \d+:", run.stderr, re.M))
+
+    assert arenas("free") > 2  # what the limit is for
+    assert arenas("limit") <= daemon_mod.MALLOC_ARENAS
