@@ -52,7 +52,7 @@ class Run:
     pages: int
     wall: float
     cpu: float
-    maxrss_mb: float
+    main_peak_mb: float
     tree_rss_mb: float
     exit_code: int
     fetched: int = 0
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                 r.not_modified = sum(s.not_modified for s in servers.servers) - m0
                 runs.append(r)
                 print(f"  {name:<9} {r.wall:7.2f} s  {r.pages_per_s:7.1f} pages/s  {r.cpu_ms_per_page:7.1f} CPU ms/page"
-                      f"  main peak {r.maxrss_mb:5.0f} MB  tree {r.tree_rss_mb:6.0f} MB  "
+                      f"  main peak {r.main_peak_mb:5.0f} MB  tree {r.tree_rss_mb:6.0f} MB  "
                       f"(exit {r.exit_code}; {r.fetched} GETs, {r.not_modified} × 304)", flush=True)
                 return r
 
