@@ -164,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--retention", default="2m",
                     help="the daemon's retention (default 2m): a daemon holds about retention x story rate "
                          "stories once steady; with 30d a soak of minutes only shows its store growing")
+    ap.add_argument("--probe", type=Path, metavar="FILE",
+                    help="run the daemon under bench/memprobe.py, writing where its memory is to FILE every 10 s")
     args = ap.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="feedsvc-soak-"))
@@ -173,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     log_path = work / "daemon.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "feedsvc", "--config", str(config), "run"],
+        launcher = [str(Path(__file__).resolve().parent / "memprobe.py"), str(args.probe.resolve())] if args.probe \
+            else ["-m", "feedsvc"]
+        proc = subprocess.Popen([sys.executable, *launcher, "--config", str(config), "run"],
                                 cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
     print(f"soak: pid {proc.pid}, {args.sources} sources in {args.topics} topics, interval 1s, "
           f"retention {args.retention}, {args.minutes:g} min, work folder {work}")

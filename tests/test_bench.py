@@ -82,3 +82,18 @@ def test_vs_morss_bench_runs_or_says_why_not(tmp_path):
     figures = json.loads(out.read_text())
     assert figures["morss_items"] == 50  # morss was given rules that find the same items
     assert figures["feeds"] == 3 and figures["feedsvc_exit"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the probe reads /proc and glibc's mallinfo2")
+def test_soak_bench_runs_with_its_memory_probe(tmp_path):
+    probe = tmp_path / "memory.tsv"
+    proc = _run("soak.py", "--minutes", "0.25", "--every", "5", "--warmup", "0", "--sources", "4", "--topics", "2",
+                "--probe", str(probe), timeout=120)
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr  # 1: "growing", which 15 s cannot rule out
+    assert "tracebacks in the log: 0" in proc.stdout and "verdict:" in proc.stdout
+    refreshes = int(proc.stdout.split("refreshes: ")[1].split(",")[0])
+    assert refreshes >= 4  # two topics on a 1-second schedule
+    rows = [line.split("\t") for line in probe.read_text().splitlines()]
+    assert rows[0][:3] == ["t_s", "rss_kib", "anon_kib"] and len(rows) >= 2
+    assert all(len(r) == len(rows[0]) and int(r[1]) > 0 for r in rows[1:])
