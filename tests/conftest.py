@@ -36,6 +36,15 @@ class Hit:
     body: bytes = b""
 
 
+def respond(handler: BaseHTTPRequestHandler, body: bytes, content_type: str, status: int = 200) -> None:
+    """Send a whole response from a route's handler function."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class LocalServer:
     """A real HTTP server on 127.0.0.1 with routes the test sets and a log of the requests."""
 

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Callable
 
 import pytest
-from conftest import LocalServer
+from conftest import LocalServer, respond
 
 from feedsvc.config import SourceConfig
 from feedsvc.errors import FetchError
@@ -309,12 +309,7 @@ def test_many_requests_share_one_watchdog_thread(http_server, now):
         live = threading.enumerate()
         seen.append((sum(isinstance(t, threading.Timer) for t in live),
                      sum(t.name == "feedsvc-fetch-watchdog" for t in live)))
-        body = HTML.encode()
-        req.send_response(200)
-        req.send_header("Content-Type", "text/html; charset=utf-8")
-        req.send_header("Content-Length", str(len(body)))
-        req.end_headers()
-        req.wfile.write(body)
+        respond(req, HTML.encode(), "text/html; charset=utf-8")
 
     http_server.route("/p", handler=page)
     with make_fetcher(timeout=5) as f:
@@ -540,12 +535,7 @@ class Clock:
                 if barrier is not None:
                     barrier.wait()  # raises BrokenBarrierError unless the other host is in flight too
                 time.sleep(hold)
-                body = HTML.encode()
-                h.send_response(200)
-                h.send_header("Content-Type", "text/html")
-                h.send_header("Content-Length", str(len(body)))
-                h.end_headers()
-                h.wfile.write(body)
+                respond(h, HTML.encode(), "text/html")
             finally:
                 with self.lock:
                     self.active -= 1
