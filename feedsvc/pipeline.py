@@ -446,7 +446,7 @@ class Workers:
         # served this many tasks a worker. (Not ProcessPoolExecutor's max_tasks_per_child: on
         # Python 3.11 a pool using it stopped handing out work after some thousands of tasks.)
         self.tasks_per_worker = tasks_per_worker
-        self.tasks = 0  # submitted to the current pool
+        self.tasks = 0  # submitted to the current pool (close() starts the count again)
         self.pool: ProcessPoolExecutor | None = None  # started by start() or the first submit()
         self.futures: list[Future[Any]] = []  # submitted and not yet seen done
 
@@ -464,7 +464,6 @@ class Workers:
         self.pool = ProcessPoolExecutor(max_workers=self.size, mp_context=ctx, initializer=watch_refresh,
                                         initargs=(os.getpid(),))
         self.futures = []
-        self.tasks = 0
         self.pool.submit(int)  # start the processes now, not when the first real job comes
 
     def renew(self) -> None:

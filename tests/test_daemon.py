@@ -891,7 +891,7 @@ ctypes.CDLL("libc.so.6").malloc_stats()  # one "Arena n:" paragraph per arena, o
 
 
 @pytest.mark.skipif(daemon_mod._mallopt is None, reason="glibc only (mallopt, malloc_stats)")
-def test_the_daemon_keeps_to_one_malloc_arena(tmp_path: Path) -> None:
+def test_the_daemon_keeps_to_one_malloc_arena() -> None:
     """Eight threads allocating at once get eight glibc arenas, each keeping its freed memory; the
     daemon (whose refreshes run on new threads) asks for one before starting any."""
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
