@@ -99,7 +99,7 @@ def check(store: Store, text: str) -> tuple[float, bool, int]:
     folded = dedupe.fold(text)
     found = dedupe.find_stored({"text:" + dedupe.text_key(folded)[7:], dedupe.text_key(folded)}, folded, store)
     elapsed = time.perf_counter() - t0
-    return elapsed, found is not None, len(store.near_candidates(dedupe.buckets(folded)))
+    return elapsed, found is not None, len(store.near_candidates([dedupe.buckets(folded)])[0])
 
 
 def scan_check(store: Store, text: str) -> float:

@@ -17,7 +17,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 import struct
-from collections.abc import Sequence
+import heapq
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -120,7 +123,7 @@ def _t(dt: datetime | None) -> str | None:
         return None
     if dt.tzinfo is None:
         raise ValueError(f"naive datetime {dt!r}: every datetime must be timezone-aware")
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    return dt.astimezone(UTC).isoformat(timespec="microseconds")  # as strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
 def _dt(text: str | None) -> datetime | None:
@@ -133,6 +136,16 @@ def _pack(buckets: Sequence[int]) -> bytes:
 
 def _unpack(blob: bytes) -> list[int]:
     return list(struct.unpack(f"<{len(blob) // 8}q", blob))
+
+
+def _chunks(values: list, size: int = 500) -> Iterator[list]:
+    """`values` in slices small enough for one statement's parameters (SQLite caps them)."""
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ",".join("?" * len(values))
 
 
 NEAR_CANDIDATES = 32  # stored stories verified, at most, for one new text
@@ -248,7 +261,8 @@ class Store:
 
     # ------------------------------------------------------------------------------------------ entries
 
-    def _entries(self, where: str, args: Sequence[object], tail: str = "") -> list[tuple[Entry, str]]:
+    def _entries(self, where: str, args: Sequence[object], tail: str = "") -> list[tuple[int, Entry, str]]:
+        """(row number, entry, folded text) of the stories the SQL `where` selects."""
         rows = self._db.execute(
             f"SELECT e.n, {', '.join('e.' + c.strip() for c in _ENTRY_COLS.split(','))}, e.folded, "
             "(SELECT group_concat(topic, char(31)) FROM (SELECT topic FROM entry_topics t WHERE t.n = e.n "
@@ -261,7 +275,7 @@ class Store:
                 first_seen_at=_dt(r[12]), last_seen_at=_dt(r[13]), updated_at=_dt(r[14]),  # type: ignore[arg-type]
                 topics=tuple(r[16].split("\x1f")) if r[16] else (),
             )
-            out.append((entry, r[15]))
+            out.append((r[0], entry, r[15]))
         return out
 
     def entries(self, topic_id: str, limit: int | None = None) -> list[Entry]:
@@ -269,7 +283,7 @@ class Store:
         args: tuple[object, ...] = (topic_id,) if limit is None else (topic_id, limit)
         rows = self._entries("JOIN entry_topics et ON et.n = e.n WHERE et.topic = ?", args,
                              _FEED_ORDER + ("" if limit is None else " LIMIT ?"))
-        return [e for e, _ in rows]
+        return [e for _, e, _ in rows]
 
     def feed_versions(self, topic_id: str, limit: int) -> list[tuple]:
         """What a reader sees of each entry entries(topic_id, limit) returns, in its order, as raw
@@ -278,10 +292,6 @@ class Store:
             "SELECT e.id, e.title, e.link, e.summary, e.summary_html, e.published, e.image, e.source_url, "
             "e.first_seen_at, e.updated_at FROM entries e JOIN entry_topics et ON et.n = e.n "
             f"WHERE et.topic = ? {_FEED_ORDER} LIMIT ?", (topic_id, limit)).fetchall()
-
-    def entry(self, entry_id: str) -> Entry | None:
-        rows = self._entries("WHERE e.id = ?", (entry_id,))
-        return rows[0][0] if rows else None
 
     def topic_entry_count(self, topic_id: str) -> int:
         return int(self._db.execute("SELECT count(*) FROM entry_topics WHERE topic = ?", (topic_id,))
@@ -292,37 +302,67 @@ class Store:
 
     # ---------------------------------------------------------------------- look-ups for dedupe.plan()
 
-    def find_by_keys(self, keys: Sequence[str]) -> tuple[Entry, str, str] | None:
-        """The story stored under the first of `keys` that is known (one query for all of them)."""
-        if not keys:
-            return None
-        hits = dict(self._db.execute(f"SELECT key, n FROM keys WHERE key IN ({','.join('?' * len(keys))})",
-                                     tuple(keys)).fetchall())
-        for key in keys:
-            if key in hits:
-                found = self._entries("WHERE e.n = ?", (hits[key],))
-                if found:
-                    return found[0][0], found[0][1], key
-        return None
+    def find_by_keys(self, key_lists: Sequence[Sequence[str]]) -> list[tuple[Entry, str, str] | None]:
+        """Per list of keys: the story stored under its first known key (entry, folded text, that key)."""
+        hits: dict[str, int] = {}
+        for chunk in _chunks(list({k for keys in key_lists for k in keys})):
+            hits.update(self._db.execute(f"SELECT key, n FROM keys WHERE key IN ({_marks(chunk)})", chunk).fetchall())
+        if not hits:
+            return [None] * len(key_lists)
+        stored = self._entries_by_n(set(hits.values()))
+        out: list[tuple[Entry, str, str] | None] = []
+        for keys in key_lists:
+            key = next((k for k in keys if hits.get(k) in stored), None)
+            out.append(None if key is None else (*stored[hits[key]], key))
+        return out
 
-    def near_candidates(self, buckets: Sequence[int]) -> list[tuple[str, str]]:
-        """(entry id, folded text) of the stored stories sharing the most LSH buckets with a text.
+    def _entries_by_n(self, ns: set[int]) -> dict[int, tuple[Entry, str]]:
+        out: dict[int, tuple[Entry, str]] = {}
+        for chunk in _chunks(sorted(ns)):
+            out.update((n, (e, f)) for n, e, f in self._entries(f"WHERE e.n IN ({_marks(chunk)})", chunk))
+        return out
+
+    def near_candidates(self, bucket_lists: Sequence[Sequence[int]]) -> list[list[tuple[str, str]]]:
+        """Per list of LSH buckets: (entry id, folded text) of the stored stories sharing the most of them,
+        by row number.
 
         Only what the verdict needs: most candidates are turned down, so their whole entries
-        are not loaded (dedupe asks for the one that wins with entry())."""
-        if not buckets:
-            return []
-        marks = ",".join("?" * len(buckets))
-        # The stories sharing the most bands first, and no more than NEAR_CANDIDATES of them: on
-        # pages of near-identical templated summaries every stored story shares some band, and
-        # verifying them all made a check grow with the store. A true near-duplicate shares many.
-        return self._db.execute(
-            "SELECT e.id, e.folded FROM entries e JOIN "
-            f"(SELECT n FROM lsh WHERE bucket IN ({marks}) GROUP BY n ORDER BY count(*) DESC, n LIMIT ?) c "
-            "ON e.n = c.n ORDER BY e.n", (*buckets, NEAR_CANDIDATES)).fetchall()
+        are not loaded (dedupe asks for the ones that win with entries_by_id())."""
+        postings: dict[int, list[int]] = {}  # bucket -> stored stories indexed under it
+        for chunk in _chunks(list({b for buckets in bucket_lists for b in buckets})):
+            for bucket, n in self._db.execute(f"SELECT bucket, n FROM lsh WHERE bucket IN ({_marks(chunk)})", chunk):
+                postings.setdefault(bucket, []).append(n)
+        chosen: list[list[int]] = []
+        for buckets in bucket_lists:
+            shared = Counter(chain.from_iterable(postings.get(b, ()) for b in set(buckets)))
+            # The stories sharing the most bands first, and no more than NEAR_CANDIDATES of them: on
+            # pages of near-identical templated summaries every stored story shares some band, and
+            # verifying them all made a check grow with the store. A true near-duplicate shares many.
+            chosen.append(sorted(n for n, _ in heapq.nsmallest(NEAR_CANDIDATES, shared.items(),
+                                                               key=lambda kv: (-kv[1], kv[0]))))
+        texts: dict[int, tuple[str, str]] = {}
+        for chunk in _chunks(sorted({n for ns in chosen for n in ns})):
+            texts.update((n, (i, f)) for n, i, f in self._db.execute(
+                f"SELECT n, id, folded FROM entries WHERE n IN ({_marks(chunk)})", chunk))
+        return [[texts[n] for n in ns if n in texts] for ns in chosen]
+
+    def entries_by_id(self, entry_ids: Iterable[str]) -> dict[str, Entry]:
+        out: dict[str, Entry] = {}
+        for chunk in _chunks(sorted(entry_ids)):
+            out.update((e.id, e) for _, e, _ in self._entries(f"WHERE e.id IN ({_marks(chunk)})", chunk))
+        return out
+
+    def entry(self, entry_id: str) -> Entry | None:
+        return self.entries_by_id([entry_id]).get(entry_id)
+
+    def existing_ids(self, entry_ids: Iterable[str]) -> set[str]:
+        out: set[str] = set()
+        for chunk in _chunks(sorted(entry_ids)):
+            out.update(r[0] for r in self._db.execute(f"SELECT id FROM entries WHERE id IN ({_marks(chunk)})", chunk))
+        return out
 
     def has_id(self, entry_id: str) -> bool:
-        return self._db.execute("SELECT 1 FROM entries WHERE id = ?", (entry_id,)).fetchone() is not None
+        return bool(self.existing_ids([entry_id]))
 
     # ---------------------------------------------------------------------------------------- writing
 
@@ -355,16 +395,15 @@ class Store:
         listed = _t(now)
         try:
             with self._transaction():
-                ns: dict[str, int] = {}
-                lsh_rows: list[tuple[int, int]] = []
-                for e in plan.new:
-                    folded, buckets = plan.texts[e.id]
-                    cur = self._db.execute(
-                        f"INSERT INTO entries ({_ENTRY_COLS}, folded, buckets) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (*self._row(e), folded, _pack(buckets)))
-                    ns[e.id] = cur.lastrowid  # type: ignore[assignment]
-                    lsh_rows += [(b, ns[e.id]) for b in buckets]
+                # Row numbers chosen here, so that new stories go in with one statement: the write lock
+                # is held (BEGIN IMMEDIATE), so nobody else can take them meanwhile.
+                first = self._db.execute("SELECT coalesce(max(n), 0) + 1 FROM entries").fetchone()[0]
+                ns = {e.id: first + i for i, e in enumerate(plan.new)}
+                self._db.executemany(
+                    f"INSERT INTO entries (n, {_ENTRY_COLS}, folded, buckets) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(ns[e.id], *self._row(e), plan.texts[e.id][0], _pack(plan.texts[e.id][1])) for e in plan.new])
+                lsh_rows = [(b, ns[e.id]) for e in plan.new for b in plan.texts[e.id][1]]
                 ns.update(self._ns([e.id for e in plan.entries if e.id not in ns]))
                 for _, e in plan.updated:
                     n = ns[e.id]
@@ -383,7 +422,8 @@ class Store:
                         (e.title, int(e.title_is_derived), e.link, e.summary, e.summary_html, _t(e.published),
                          e.published_from, e.image, e.source_url, e.position, _t(e.last_seen_at),
                          _t(e.updated_at), n))
-                self._db.executemany("INSERT OR IGNORE INTO lsh (bucket, n) VALUES (?, ?)", lsh_rows)
+                # in key order: each insert lands next to the last one in the B-tree, not on a random page
+                self._db.executemany("INSERT OR IGNORE INTO lsh (bucket, n) VALUES (?, ?)", sorted(lsh_rows))
                 self._db.executemany("UPDATE entries SET last_seen_at = ? WHERE n = ?",
                                      [(_t(e.last_seen_at), ns[e.id]) for e in plan.unchanged])
                 self._db.executemany(
@@ -399,10 +439,8 @@ class Store:
     def _ns(self, ids: Sequence[str]) -> dict[str, int]:
         """Row numbers of stored stories, by id."""
         out: dict[str, int] = {}
-        for i in range(0, len(ids), 500):  # SQLite caps the number of parameters of one statement
-            chunk = ids[i : i + 500]
-            out.update(self._db.execute(f"SELECT id, n FROM entries WHERE id IN ({','.join('?' * len(chunk))})",
-                                        tuple(chunk)).fetchall())
+        for chunk in _chunks(list(ids)):
+            out.update(self._db.execute(f"SELECT id, n FROM entries WHERE id IN ({_marks(chunk)})", chunk).fetchall())
         missing = [i for i in ids if i not in out]
         if missing:
             raise StoreError(f"entry {missing[0]} is not in {self.path}")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from feedsvc import dedupe
 from feedsvc.model import Item
@@ -238,6 +241,13 @@ def test_mint_id_is_a_stable_urn():
     assert dedupe.mint_id("https://a.example/1") == dedupe.mint_id("https://a.example/1")
     assert dedupe.mint_id("https://a.example/1").startswith("urn:uuid:")
     assert dedupe.mint_id("https://a.example/1") != dedupe.mint_id("https://a.example/2")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",))))
+def test_mint_id_is_uuid5_of_the_key(key):
+    # ids already stored were minted with uuid.uuid5: the spelled-out version must agree with it exactly
+    assert dedupe.mint_id(key) == "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, key))
 
 
 def test_sketch_buckets_are_stable_and_shared_by_near_duplicates():

@@ -158,8 +158,33 @@ def test_near_candidates_are_capped_on_templated_pages(tmp_path, now):
                                  position=i) for i in range(50)], now + timedelta(hours=batch), topic=f"t{batch}")
         assert store.entry_count() == 200  # a figure changed on both sides: 200 different reports
         probe = dedupe.fold("東京都で新たに999人の感染を確認したと発表した。前の週の同じ曜日より減った。")
-        candidates = store.near_candidates(dedupe.buckets(probe))
+        [candidates] = store.near_candidates([dedupe.buckets(probe)])
         assert 0 < len(candidates) <= NEAR_CANDIDATES
+
+
+def test_near_candidates_of_a_batch_are_those_of_each_text_alone(tmp_path, now):
+    """One query for a page's texts picks, for each, what the per-text SQL ranking picked: the stories
+    sharing the most buckets (ties by row number), NEAR_CANDIDATES at most, in row order."""
+    from feedsvc.store import NEAR_CANDIDATES
+
+    with Store.open(tmp_path / "s.sqlite") as store:
+        for batch in range(3):
+            refresh(store, [item(f"東京都で新たに{batch * 50 + i}人の感染を確認したと発表した。前の週の同じ曜日より減った。",
+                                 position=i) for i in range(50)], now + timedelta(hours=batch), topic=f"t{batch}")
+        refresh(store, [item(s) for s in STORIES], now, topic="other")
+        probes = [dedupe.buckets(dedupe.fold(t)) for t in (
+            "東京都で新たに999人の感染を確認したと発表した。前の週の同じ曜日より減った。",
+            STORIES[2] + "財源の裏付けが焦点となる。", "まったく関係のない文章で、どの物語とも似ていない。", "")]
+        batch = store.near_candidates(probes)
+        assert batch == [store.near_candidates([b])[0] for b in probes]
+        for buckets, got in zip(probes, batch):
+            marks = ",".join("?" * len(buckets))
+            expected = store._db.execute(
+                "SELECT e.id, e.folded FROM entries e JOIN "
+                f"(SELECT n FROM lsh WHERE bucket IN ({marks}) GROUP BY n ORDER BY count(*) DESC, n LIMIT ?) c "
+                "ON e.n = c.n ORDER BY e.n", (*buckets, NEAR_CANDIDATES)).fetchall() if buckets else []
+            assert got == expected
+        assert len(batch[0]) == NEAR_CANDIDATES and batch[1] and not batch[2] and not batch[3]
 
 
 def test_plan_leaves_no_text_cache_behind(tmp_path, now):
