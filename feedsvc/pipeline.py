@@ -195,13 +195,14 @@ class SaveGroup:
         for tp, seconds in saved:
             t0 = time.monotonic()
             topic = with_icon(tp.topic, self.store)
-            versions = self.store.feed_versions(topic.id, topic.max_entries)
-            key = feed_key(self.config, topic, versions)
+            version, listed = self.store.topic_version(topic.id)
+            key = feed_key(self.config, topic, version)
             future = None
             if not feeds_current(self.config, topic, self.store, key):
                 entries = self.store.entries(topic.id, limit=topic.max_entries)
                 future = self.workers.submit(publish.write_feeds, topic, entries, self.render_config)
-            self.rendering.append(Rendering(tp, topic, seconds + time.monotonic() - t0, len(versions), key, future))
+            self.rendering.append(Rendering(tp, topic, seconds + time.monotonic() - t0,
+                                            min(listed, topic.max_entries), key, future))
         return self.rendered(wait=False)
 
     def rendered(self, *, wait: bool) -> list[RefreshResult]:
@@ -233,10 +234,10 @@ class SaveGroup:
         )
 
 
-def feed_key(config: Config, topic: TopicConfig, versions: list[tuple]) -> str:
+def feed_key(config: Config, topic: TopicConfig, version: int) -> str:
     """A hash of everything a topic's feeds are made of: the topic, the publishing config, feedsvc's
-    version, and what a reader sees of each entry, in feed order (Store.feed_versions)."""
-    return digest(__version__, topic, config.base_url, config.websub_hub, versions)
+    version, and the topic's stories (Store.topic_version moves whenever one of them changes)."""
+    return digest(__version__, topic, config.base_url, config.websub_hub, version)
 
 
 def feeds_current(config: Config, topic: TopicConfig, store: Store, key: str) -> bool:

@@ -111,6 +111,34 @@ MIGRATIONS: list[str] = [
     DROP INDEX entries_source;
     CREATE INDEX entries_source_seen ON entries(source_url, last_seen_at);
     """,
+    # 7: a version per topic, moved by SQLite itself whenever anything its feed shows changes, and its
+    # story count: a refresh of unchanged pages tells its feeds are current without reading them.
+    # Triggers, not code in save()/prune(), so that no way of writing can forget to move it.
+    """
+    CREATE TABLE topic_versions (
+        topic TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        entries INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO topic_versions SELECT topic, 1, count(*) FROM entry_topics GROUP BY topic;
+    CREATE TRIGGER topic_listed AFTER INSERT ON entry_topics BEGIN
+        INSERT INTO topic_versions (topic, version, entries) VALUES (NEW.topic, 1, 1)
+        ON CONFLICT (topic) DO UPDATE SET version = version + 1, entries = entries + 1;
+    END;
+    CREATE TRIGGER topic_unlisted AFTER DELETE ON entry_topics BEGIN
+        UPDATE topic_versions SET version = version + 1, entries = entries - 1 WHERE topic = OLD.topic;
+    END;
+    CREATE TRIGGER topic_entry_changed AFTER UPDATE ON entries
+    WHEN OLD.id IS NOT NEW.id OR OLD.title IS NOT NEW.title OR OLD.title_is_derived IS NOT NEW.title_is_derived
+        OR OLD.link IS NOT NEW.link OR OLD.summary IS NOT NEW.summary OR OLD.summary_html IS NOT NEW.summary_html
+        OR OLD.published IS NOT NEW.published OR OLD.published_from IS NOT NEW.published_from
+        OR OLD.image IS NOT NEW.image OR OLD.source_url IS NOT NEW.source_url OR OLD.position IS NOT NEW.position
+        OR OLD.first_seen_at IS NOT NEW.first_seen_at OR OLD.updated_at IS NOT NEW.updated_at
+    BEGIN
+        UPDATE topic_versions SET version = version + 1
+        WHERE topic IN (SELECT topic FROM entry_topics WHERE n = NEW.n);
+    END;
+    """,
 ]
 
 _FEED_ORDER = "ORDER BY coalesce(e.published, e.first_seen_at) DESC, e.position ASC, e.id ASC"
@@ -136,6 +164,17 @@ def _pack(buckets: Sequence[int]) -> bytes:
 
 def _unpack(blob: bytes) -> list[int]:
     return list(struct.unpack(f"<{len(blob) // 8}q", blob))
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of an SQL script, each whole (a trigger's body has semicolons of its own)."""
+    statement = ""
+    for piece in script.split(";"):
+        statement += piece + ";"
+        if sqlite3.complete_statement(statement):
+            if statement.strip(" \n;"):
+                yield statement
+            statement = ""
 
 
 def _chunks(values: list, size: int = 500) -> Iterator[list]:
@@ -191,9 +230,8 @@ class Store:
             log.info("migrating %s to schema version %d", self.path, number)
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for statement in MIGRATIONS[number - 1].split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
+                for statement in _statements(MIGRATIONS[number - 1]):
+                    self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {number}")
                 self._db.execute("COMMIT")
             except BaseException:
@@ -285,17 +323,14 @@ class Store:
                              _FEED_ORDER + ("" if limit is None else " LIMIT ?"))
         return [e for _, e, _ in rows]
 
-    def feed_versions(self, topic_id: str, limit: int) -> list[tuple]:
-        """What a reader sees of each entry entries(topic_id, limit) returns, in its order, as raw
-        rows: enough to tell whether a feed would change, at a fraction of the cost of loading them."""
-        return self._db.execute(
-            "SELECT e.id, e.title, e.link, e.summary, e.summary_html, e.published, e.image, e.source_url, "
-            "e.first_seen_at, e.updated_at FROM entries e JOIN entry_topics et ON et.n = e.n "
-            f"WHERE et.topic = ? {_FEED_ORDER} LIMIT ?", (topic_id, limit)).fetchall()
+    def topic_version(self, topic_id: str) -> tuple[int, int]:
+        """(version, stories listed) of a topic. The version moves whenever a story the topic lists
+        is added, removed, or changes in anything but when it was last seen (triggers keep it)."""
+        row = self._db.execute("SELECT version, entries FROM topic_versions WHERE topic = ?", (topic_id,)).fetchone()
+        return (row[0], row[1]) if row else (0, 0)
 
     def topic_entry_count(self, topic_id: str) -> int:
-        return int(self._db.execute("SELECT count(*) FROM entry_topics WHERE topic = ?", (topic_id,))
-                   .fetchone()[0])
+        return self.topic_version(topic_id)[1]
 
     def entry_count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM entries").fetchone()[0])

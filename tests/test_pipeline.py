@@ -160,6 +160,28 @@ def test_same_story_on_two_topics_has_one_id(http_server, tmp_path: Path) -> Non
     assert len(one) == 3 and sorted(one) == sorted(two)
 
 
+def test_a_story_edited_through_one_topic_is_republished_in_the_other_whose_page_answered_304(
+        http_server, tmp_path: Path) -> None:
+    """A feed is skipped when its topic's version has not moved: an edit seen on another topic's page
+    must move it, or the unchanged page's feed would show the old text for ever."""
+    page = listing(3, "s")
+    a = http_server.route("/a", page, headers={"Content-Type": "text/html; charset=utf-8"})
+    b = http_server.route("/b", handler=conditional(page.replace("/s/", "/mirror/s/").encode(), '"b1"'))
+    config = make_config(tmp_path, {"one": [a], "two": [b]})
+    pipeline.refresh(config, now=NOW)
+    old = story("s", 1, 9)
+    http_server.route("/a", page.replace(old, old + "と関係者が明らかにした"),
+                      headers={"Content-Type": "text/html; charset=utf-8"})
+    results = {r.topic: r for r in pipeline.refresh(config, now=NOW + timedelta(hours=1))}
+    assert results["two"].sources[0].status == "not-modified" and results["two"].feed_written
+    for name in ("one.atom", "two.atom"):
+        summaries = [e.summary for e in feedparser.parse((config.output_dir / name).read_bytes()).entries]
+        assert any("と関係者が明らかにした" in s for s in summaries), name
+    # and nothing moves when nothing changed
+    again = pipeline.refresh(config, now=NOW + timedelta(hours=2))
+    assert not any(r.feed_written for r in again)
+
+
 def test_dry_run_writes_nothing(http_server, tmp_path: Path) -> None:
     url = http_server.route("/x", listing(3, "x"), headers={"Content-Type": "text/html; charset=utf-8"})
     config = make_config(tmp_path, {"x": [url]})

@@ -128,6 +128,51 @@ def test_prune_deletes_only_stories_unlisted_beyond_retention(tmp_path, now):
         assert store.prune(now, retention) == 0
 
 
+def test_topic_version_moves_with_what_its_feed_shows_and_only_then(tmp_path, now):
+    """The version a refresh trusts to skip rendering: any change a reader sees moves it, whoever
+    writes; seeing the same stories again does not."""
+    with Store.open(tmp_path / "s.db") as store:
+        assert store.topic_version("t") == (0, 0)
+        refresh(store, [item(t, i) for i, t in enumerate(STORIES[:3])], now)
+        v1, listed = store.topic_version("t")
+        assert listed == 3 and store.topic_entry_count("t") == 3
+
+        refresh(store, [item(t, i) for i, t in enumerate(STORIES[:3])], now + timedelta(hours=1))  # seen again
+        store.touch_sources(["https://example.org/p"], now + timedelta(hours=2), older_than=now + timedelta(days=1))
+        assert store.topic_version("t") == (v1, 3)
+
+        # the same story listed by a second topic: the first's feed is unchanged, the second's is new
+        refresh(store, [item(STORIES[0])], now + timedelta(hours=3), topic="other")
+        assert store.topic_version("t") == (v1, 3) and store.topic_version("other")[1] == 1
+        v_other = store.topic_version("other")[0]
+
+        # an edit seen through "t" changes the story in both feeds
+        edited = item(STORIES[0] + "関係者が明らかにした。")
+        plan = refresh(store, [edited, item(STORIES[1], 1), item(STORIES[2], 2)], now + timedelta(hours=4))
+        assert plan.updated, "the edit should be a change of the stored story"
+        v2 = store.topic_version("t")[0]
+        assert v2 > v1 and store.topic_version("other")[0] > v_other
+
+        # a story pruned (deleted with its listings, by cascade) changes the feeds that listed it
+        v_other = store.topic_version("other")[0]
+        assert store.prune(now + timedelta(days=400), timedelta(days=90)) == 3
+        assert store.topic_version("t")[0] > v2 and store.topic_version("t")[1] == 0
+        assert store.topic_version("other") == (store.topic_version("other")[0], 0)
+        assert store.topic_version("other")[0] > v_other
+
+
+def test_topic_versions_are_built_for_a_store_from_before_them(tmp_path, now):
+    path = tmp_path / "old.db"
+    with Store.open(path) as store:
+        refresh(store, [item(t, i) for i, t in enumerate(STORIES)], now)
+    conn = sqlite3.connect(path)
+    conn.executescript("DROP TRIGGER topic_listed; DROP TRIGGER topic_unlisted; DROP TRIGGER topic_entry_changed;"
+                       "DROP TABLE topic_versions; PRAGMA user_version = 6;")
+    conn.close()
+    with Store.open(path) as store:
+        assert store.schema_version == len(MIGRATIONS) and store.topic_version("t") == (1, 4)
+
+
 def test_save_is_one_transaction(tmp_path, now):
     with Store.open(tmp_path / "s.db") as store:
         plan = dedupe.plan([item(t, i) for i, t in enumerate(STORIES)], store, "t", now)
