@@ -14,20 +14,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import multiprocessing
 import os
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from feedsvc import __version__, dedupe, publish, websub
 from feedsvc.config import Config, Selectors, SourceConfig, TopicConfig
@@ -36,6 +34,9 @@ from feedsvc.fetch import Fetcher, next_try_at
 from feedsvc.model import (Item, NotModified, Page, RawItem, RefreshResult, RobotsTxt, SourceOutcome,
                            SourceState)
 from feedsvc.store import Store
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 log = logging.getLogger(__name__)
 
@@ -459,9 +460,13 @@ class Workers:
             self._start()
 
     def _start(self) -> None:
+        import multiprocessing  # (imported here: a refresh that starts no worker never needs it)
+        from concurrent.futures import ProcessPoolExecutor
+
         ctx = multiprocessing.get_context("forkserver")
+        # what the workers use, imported once in the forkserver rather than in each worker
         ctx.set_forkserver_preload(["feedsvc.pipeline", "feedsvc.extract", "feedsvc.extract.selectors",
-                                     "feedsvc.normalize", "feedsvc.publish"])
+                                     "feedsvc.normalize", "feedsvc.publish", "feedgen.feed", "feedgen.ext.base"])
         self.pool = ProcessPoolExecutor(max_workers=self.size, mp_context=ctx, initializer=watch_refresh,
                                         initargs=(os.getpid(),))
         self.futures = []
@@ -561,7 +566,7 @@ class Parser:
             result = future.result(timeout=timeout)
         except FutureTimeout:
             result = SourceError("parse", f"parsing took longer than {PARSE_TIMEOUT:.0f}s; page skipped")
-        except BrokenProcessPool as exc:
+        except BrokenExecutor as exc:  # (BrokenProcessPool's base: importing that imports multiprocessing)
             result = SourceError("parse", f"the parser process died ({exc})")
         return source, dataclasses.replace(meta, result=result)
 

@@ -422,18 +422,21 @@ def test_worker_processes_start_only_when_a_page_will_be_parsed(http_server, tmp
     assert result.new == 1 and len(started) == 2  # one page changed: started when it came
 
 
-def test_a_refresh_whose_pages_all_answer_304_imports_no_page_reader(http_server, tmp_path: Path) -> None:
-    """Importing extract and normalize (lxml, the date rules) was a tenth of a warm refresh."""
+def test_a_refresh_whose_pages_all_answer_304_imports_no_page_reader_nor_feed_writer(http_server, tmp_path: Path) -> None:
+    """Importing extract and normalize (lxml, the date rules) was a tenth of a warm refresh, and feedgen
+    (with lxml and dateutil) a tenth of the CLI's start."""
     import subprocess
     import sys
 
     url = http_server.route("/w", handler=conditional(listing(3, "w").encode(), '"w1"'))
     make_config(tmp_path, {"w": [url]})
     script = ("import sys; from feedsvc.cli import main; code = main(['--config', sys.argv[1], 'refresh']); "
-              "print(code, sorted(m for m in ('feedsvc.extract', 'feedsvc.normalize') if m in sys.modules))")
+              "print(code, sorted(m for m in ('feedsvc.extract', 'feedsvc.normalize', 'feedgen', 'lxml', 'dateutil') "
+              "if m in sys.modules))")
     runs = [subprocess.run([sys.executable, "-c", script, str(tmp_path / "config.toml")], capture_output=True,
                            text=True, timeout=60).stdout.split("\n")[-2] for _ in range(2)]
-    assert runs == ["0 ['feedsvc.extract', 'feedsvc.normalize']", "0 []"]  # cold reads the page; warm: 304
+    # cold reads the page and renders its feed (in-process: one page); warm: 304, the feed is current
+    assert runs == ["0 ['dateutil', 'feedgen', 'feedsvc.extract', 'feedsvc.normalize', 'lxml']", "0 []"]
 
 
 def test_a_kept_pool_is_replaced_whole_after_its_tasks() -> None:
