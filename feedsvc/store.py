@@ -9,6 +9,9 @@ Tables (schema version in PRAGMA user_version, migrations in MIGRATIONS):
 - keys(key, n): every canonical URL, link and folded-text hash a story was seen under (exact matches).
 - lsh(bucket, n): a WITHOUT ROWID table keyed by (bucket, n): a near-duplicate check is BANDS index seeks.
 - sources: SourceState.
+- topic_versions(topic, version, entries): moved by triggers whenever anything a topic's feed shows
+  changes, so that a refresh can tell a feed is current without reading it.
+- rendered, robots: what each published file was rendered from; robots.txt kept a day.
 Times are stored as fixed-width UTC ISO strings (they sort as they compare) and read back aware.
 """
 
