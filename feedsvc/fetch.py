@@ -21,6 +21,7 @@ import re
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -28,7 +29,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
-import urllib.request
 from urllib.request import url2pathname
 from urllib.robotparser import RobotFileParser
 

@@ -15,7 +15,6 @@ The only module that imports feedgen. Rules it keeps:
 
 from __future__ import annotations
 
-import functools
 import html
 import json
 import logging
@@ -27,9 +26,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from feedsvc import PROJECT_URL, __version__
@@ -216,7 +214,7 @@ class _Meta:
 # --------------------------------------------------------------------------- Atom and RSS (feedgen)
 
 
-@functools.cache
+@lru_cache(maxsize=None)
 def _feedgen_types() -> tuple[type[FeedGenerator], type, type, type]:
     """feedgen and our extensions of it, imported when a feed is first rendered: with lxml and
     dateutil that is a tenth of the CLI's start, which a refresh of unchanged pages never needs."""
