@@ -386,6 +386,7 @@ class PageItems:
 
     items: list[Item]
     groups: dedupe.Groups  # the page's near-duplicate clusters
+    icon: str | None = None  # the site's icon, from the page's head
 
 
 def parse_page(page: Page, selectors: Selectors | None, timezone: str, language: str | None
@@ -393,10 +394,12 @@ def parse_page(page: Page, selectors: Selectors | None, timezone: str, language:
     """read_page() in a worker process, plus the dedupe work that needs only this page: each item's
     sketch and the page's clusters (done here, in parallel, not in the process that saves).
     Returns errors instead of raising."""
+    from feedsvc.extract import page_icon  # (see read_page)
+
     try:
         items = read_page(page, selectors, timezone, language)[1]
         items = [dataclasses.replace(item, buckets=dedupe.item_buckets(item)) for item in items]
-        return PageItems(items, dedupe.group_page(items))
+        return PageItems(items, dedupe.group_page(items), page_icon(page))
     except SourceError as exc:
         return exc
     except Exception as exc:  # a bug, but one page must not cost every other feed its refresh
@@ -411,7 +414,6 @@ class Parsed:
     result: PageItems | SourceError
     etag: str | None
     last_modified: str | None
-    icon: str | None = None
 
 
 def watch_refresh(pid: int) -> None:
@@ -531,9 +533,7 @@ class Parser:
         self.pending: list[tuple[SourceConfig, Parsed, Future[PageItems | SourceError]]] = []
 
     def submit(self, source: SourceConfig, page: Page, language: str | None) -> None:
-        from feedsvc.extract import page_icon  # (see read_page)
-
-        meta = Parsed(PageItems([], []), page.etag, page.last_modified, page_icon(page))
+        meta = Parsed(PageItems([], []), page.etag, page.last_modified)
         future = self.workers.submit(parse_page, page, source.selectors, source.timezone, language)
         self.pending.append((source, meta, future))
 
@@ -596,7 +596,7 @@ def settle_source(source: SourceConfig, state: SourceState,
         return SourceItems(SourceOutcome(url, "failed", error=str(exc)))
     mark_success(state, now)
     state.etag, state.last_modified = answer.etag, answer.last_modified
-    state.icon = answer.icon
+    state.icon = answer.result.icon
     state.last_item_count = len(items)
     return SourceItems(SourceOutcome(url, "ok", items=len(items)), items, fresh=True, groups=answer.result.groups)
 
