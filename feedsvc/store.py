@@ -23,6 +23,7 @@ import struct
 import heapq
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from itertools import chain
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -268,7 +269,8 @@ class Store:
                            row[9])
 
     def save_source_state(self, state: SourceState) -> None:
-        with self._transaction():
+        # One statement is atomic by itself: inside a group it needs no savepoint of its own.
+        with nullcontext() if self._db.in_transaction else self._transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO sources (url, etag, last_modified, last_success_at, last_failure_at, "
                 "last_error, consecutive_failures, next_try_at, last_item_count, icon) "
@@ -430,6 +432,8 @@ class Store:
 
     def save(self, plan: Plan, topic_id: str, now: datetime) -> None:
         """Write one refresh of one topic in one transaction (statements batched: a page is ~50 stories)."""
+        if not plan.entries:
+            return  # its sources answered 304 or failed: nothing to write
         listed = _t(now)
         try:
             with self._transaction():
