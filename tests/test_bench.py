@@ -62,6 +62,7 @@ def test_refresh_bench_runs(tmp_path):
     assert figures["ok"] and figures["feeds"] == 4
     runs = {r["name"]: r for r in figures["runs"]}
     assert set(runs) == {"cold", "warm", "changed", "cold/1w"}
+    assert [r["name"] for r in figures["runs"]].count("warm") == 3  # a second-long run: the median of three
     assert all(r["exit_code"] == 0 and r["fetched"] == 4 for r in runs.values())
     assert runs["warm"]["not_modified"] == 4 and runs["cold"]["not_modified"] == 0
     assert runs["changed"]["not_modified"] == 3  # 10 % of 4 pages, rounded up to one, changed
