@@ -243,6 +243,19 @@ def test_mint_id_is_a_stable_urn():
     assert dedupe.mint_id("https://a.example/1") != dedupe.mint_id("https://a.example/2")
 
 
+def test_a_new_story_whose_id_is_taken_gets_the_next_one(store):
+    """Ids are minted from a story's first key; a stored story may hold that id without the key row
+    (the guard plan() keeps), and the new story must then get the next id, not a duplicate."""
+    now = datetime(2026, 1, 20, tzinfo=UTC)
+    link = "https://example.org/news/1"
+    first = refresh(store, [item(SUMMARY, link=link)], now)
+    assert [e.id for e in first.new] == [dedupe.mint_id(link)]
+    store._db.execute("DELETE FROM keys")  # the id stays, nothing points the link at it any more
+    other = refresh(store, [item("北海道の日本海側を中心に大雪となり、交通機関に乱れが出ている。", link=link)],
+                    now + timedelta(hours=1))
+    assert [e.id for e in other.new] == [dedupe.mint_id(link + "#1")]
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",))))
 def test_mint_id_is_uuid5_of_the_key(key):
