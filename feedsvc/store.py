@@ -23,7 +23,6 @@ import struct
 import heapq
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import nullcontext
 from itertools import chain
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -181,14 +180,13 @@ def _statements(script: str) -> Iterator[str]:
             statement = ""
 
 
-def _chunks(values: list, size: int = 500) -> Iterator[list]:
-    """`values` in slices small enough for one statement's parameters (SQLite caps them)."""
+def _in_chunks(values: Iterable[object], size: int = 500) -> Iterator[tuple[str, list[object]]]:
+    """`values` in slices small enough for one statement (SQLite caps its parameters), each with the
+    "?,?,…" of its IN list."""
+    values = list(values)
     for i in range(0, len(values), size):
-        yield values[i : i + size]
-
-
-def _marks(values: Sequence[object]) -> str:
-    return ",".join("?" * len(values))
+        chunk = values[i : i + size]
+        yield ",".join("?" * len(chunk)), chunk
 
 
 NEAR_CANDIDATES = 32  # stored stories verified, at most, for one new text
@@ -269,8 +267,7 @@ class Store:
                            row[9])
 
     def save_source_state(self, state: SourceState) -> None:
-        # One statement is atomic by itself: inside a group it needs no savepoint of its own.
-        with nullcontext() if self._db.in_transaction else self._transaction():
+        with self._transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO sources (url, etag, last_modified, last_success_at, last_failure_at, "
                 "last_error, consecutive_failures, next_try_at, last_item_count, icon) "
@@ -345,22 +342,21 @@ class Store:
     def find_by_keys(self, key_lists: Sequence[Sequence[str]]) -> list[tuple[Entry, str, str] | None]:
         """Per list of keys: the story stored under its first known key (entry, folded text, that key)."""
         hits: dict[str, int] = {}
-        for chunk in _chunks(list({k for keys in key_lists for k in keys})):
-            hits.update(self._db.execute(f"SELECT key, n FROM keys WHERE key IN ({_marks(chunk)})", chunk).fetchall())
+        for marks, chunk in _in_chunks({k for keys in key_lists for k in keys}):
+            hits.update(self._db.execute(f"SELECT key, n FROM keys WHERE key IN ({marks})", chunk).fetchall())
         if not hits:
             return [None] * len(key_lists)
-        stored = self._entries_by_n(set(hits.values()))
+        stored = {n: (e, folded) for n, e, folded in self._entries_in("n", set(hits.values()))}
         out: list[tuple[Entry, str, str] | None] = []
         for keys in key_lists:
             key = next((k for k in keys if hits.get(k) in stored), None)
             out.append(None if key is None else (*stored[hits[key]], key))
         return out
 
-    def _entries_by_n(self, ns: set[int]) -> dict[int, tuple[Entry, str]]:
-        out: dict[int, tuple[Entry, str]] = {}
-        for chunk in _chunks(sorted(ns)):
-            out.update((n, (e, f)) for n, e, f in self._entries(f"WHERE e.n IN ({_marks(chunk)})", chunk))
-        return out
+    def _entries_in(self, column: str, values: Iterable[object]) -> list[tuple[int, Entry, str]]:
+        """_entries() of the stories whose `column` is one of `values`."""
+        return [row for marks, chunk in _in_chunks(values)
+                for row in self._entries(f"WHERE e.{column} IN ({marks})", chunk)]
 
     def near_candidates(self, bucket_lists: Sequence[Sequence[int]]) -> list[list[tuple[str, str]]]:
         """Per list of LSH buckets: (entry id, folded text) of the stored stories sharing the most of them,
@@ -369,8 +365,8 @@ class Store:
         Only what the verdict needs: most candidates are turned down, so their whole entries
         are not loaded (dedupe asks for the ones that win with entries_by_id())."""
         postings: dict[int, list[int]] = {}  # bucket -> stored stories indexed under it
-        for chunk in _chunks(list({b for buckets in bucket_lists for b in buckets})):
-            for bucket, n in self._db.execute(f"SELECT bucket, n FROM lsh WHERE bucket IN ({_marks(chunk)})", chunk):
+        for marks, chunk in _in_chunks({b for buckets in bucket_lists for b in buckets}):
+            for bucket, n in self._db.execute(f"SELECT bucket, n FROM lsh WHERE bucket IN ({marks})", chunk):
                 postings.setdefault(bucket, []).append(n)
         chosen: list[list[int]] = []
         for buckets in bucket_lists:
@@ -381,28 +377,17 @@ class Store:
             chosen.append(sorted(n for n, _ in heapq.nsmallest(NEAR_CANDIDATES, shared.items(),
                                                                key=lambda kv: (-kv[1], kv[0]))))
         texts: dict[int, tuple[str, str]] = {}
-        for chunk in _chunks(sorted({n for ns in chosen for n in ns})):
+        for marks, chunk in _in_chunks({n for ns in chosen for n in ns}):
             texts.update((n, (i, f)) for n, i, f in self._db.execute(
-                f"SELECT n, id, folded FROM entries WHERE n IN ({_marks(chunk)})", chunk))
+                f"SELECT n, id, folded FROM entries WHERE n IN ({marks})", chunk))
         return [[texts[n] for n in ns if n in texts] for ns in chosen]
 
     def entries_by_id(self, entry_ids: Iterable[str]) -> dict[str, Entry]:
-        out: dict[str, Entry] = {}
-        for chunk in _chunks(sorted(entry_ids)):
-            out.update((e.id, e) for _, e, _ in self._entries(f"WHERE e.id IN ({_marks(chunk)})", chunk))
-        return out
-
-    def entry(self, entry_id: str) -> Entry | None:
-        return self.entries_by_id([entry_id]).get(entry_id)
+        return {e.id: e for _, e, _ in self._entries_in("id", entry_ids)}
 
     def existing_ids(self, entry_ids: Iterable[str]) -> set[str]:
-        out: set[str] = set()
-        for chunk in _chunks(sorted(entry_ids)):
-            out.update(r[0] for r in self._db.execute(f"SELECT id FROM entries WHERE id IN ({_marks(chunk)})", chunk))
-        return out
-
-    def has_id(self, entry_id: str) -> bool:
-        return bool(self.existing_ids([entry_id]))
+        return {row[0] for marks, chunk in _in_chunks(entry_ids)
+                for row in self._db.execute(f"SELECT id FROM entries WHERE id IN ({marks})", chunk)}
 
     # ---------------------------------------------------------------------------------------- writing
 
@@ -481,8 +466,8 @@ class Store:
     def _ns(self, ids: Sequence[str]) -> dict[str, int]:
         """Row numbers of stored stories, by id."""
         out: dict[str, int] = {}
-        for chunk in _chunks(list(ids)):
-            out.update(self._db.execute(f"SELECT id, n FROM entries WHERE id IN ({_marks(chunk)})", chunk).fetchall())
+        for marks, chunk in _in_chunks(ids):
+            out.update(self._db.execute(f"SELECT id, n FROM entries WHERE id IN ({marks})", chunk).fetchall())
         missing = [i for i in ids if i not in out]
         if missing:
             raise StoreError(f"entry {missing[0]} is not in {self.path}")
