@@ -547,8 +547,9 @@ def _plan(clusters: list[_Cluster], store: StoreView, topic_id: str, now: dateti
     cluster_keys = [set().union(*map(_item_keys, cluster.items)) for cluster in clusters]
     # Every look-up at once (plan writes nothing, so the store cannot change under the loop below).
     found_all = find_stored_many([(keys, c.folded, c.buckets) for keys, c in zip(cluster_keys, clusters)], store)
-    taken = store.existing_ids({mint_id(c.items[0].key) for c, f in zip(clusters, found_all) if f is None})
-    for cluster, keys, found in zip(clusters, cluster_keys, found_all):
+    new_ids = {i: mint_id(c.items[0].key) for i, (c, f) in enumerate(zip(clusters, found_all)) if f is None}
+    taken = store.existing_ids(new_ids.values())
+    for i, (cluster, keys, found) in enumerate(zip(clusters, cluster_keys, found_all)):
         item = _best_of(cluster.items)
         if found is not None and found[0].id in claimed:
             # Another cluster of this batch already became this entry: fold this one in.
@@ -558,7 +559,7 @@ def _plan(clusters: list[_Cluster], store: StoreView, topic_id: str, now: dateti
             result.keys[entry_id] |= keys
             continue
         if found is None:
-            entry_id = mint_id(cluster.items[0].key)
+            entry_id = new_ids[i]
             n = 1
             while entry_id in minted or entry_id in taken:  # a key reused by another story
                 entry_id = mint_id(f"{cluster.items[0].key}#{n}")
