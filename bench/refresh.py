@@ -339,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\nratios (targets of issue 9):")
     print(f"  cold CPU/page ÷ BeautifulSoup parse  {cold.cpu / n / bs:5.2f}×   (target ≤ 1.5×)")
     print(f"  cold CPU/page ÷ lxml parse           {cold.cpu / n / lx:5.2f}×")
+    if single:  # one process: no sharing of the two cores with the workers and this script's servers
+        print(f"  1-worker cold CPU/page ÷ BS parse    {single.cpu / n / bs:5.2f}×   (one process: no core shared with workers)")
     if single:
         print(f"  cold pages/s ÷ 1-worker pages/s      {cold.pages_per_s / single.pages_per_s:5.2f}×   (target ≥ 1.7×; "
               f"{os.cpu_count()} processes of pure Python here do {ceiling:.2f}× the work of one)")
