@@ -500,8 +500,7 @@ def find_stored_many(texts: Sequence[tuple[Iterable[str], str, Sequence[int]]], 
     # URLs before text hashes: a story's own address outranks a text another story once had
     hits = store.find_by_keys([sorted(keys, key=_url_first) for keys, _, _ in texts])
     found: list[tuple[Entry, str, str] | None] = [
-        None if hit is None else (hit[0], hit[1], "same-text" if hit[2].startswith(("folded:", "text:"))
-                                  else "same-url")
+        None if hit is None else (hit[0], hit[1], "same-text" if _is_text_key(hit[2]) else "same-url")
         for hit in hits]
     near = [i for i, hit in enumerate(hits) if hit is None]
     best: dict[int, tuple[str, str]] = {}  # text index -> (entry id, stored folded text)
@@ -522,8 +521,13 @@ def find_stored_many(texts: Sequence[tuple[Iterable[str], str, Sequence[int]]], 
     return found
 
 
+def _is_text_key(key: str) -> bool:
+    """A key made from a story's text (a hash), not from its address."""
+    return key.startswith(("folded:", "text:"))
+
+
 def _url_first(key: str) -> tuple[bool, str]:
-    return key.startswith(("folded:", "text:")), key
+    return _is_text_key(key), key
 
 
 def plan(items: Sequence[Item], store: StoreView, topic_id: str, now: datetime, groups: Groups | None = None

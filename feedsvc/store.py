@@ -17,14 +17,14 @@ Times are stored as fixed-width UTC ISO strings (they sort as they compare) and 
 
 from __future__ import annotations
 
+import heapq
 import logging
 import sqlite3
 import struct
-import heapq
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import chain
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING
 
