@@ -79,7 +79,14 @@ def fold(text: str) -> str:
     return "".join(ch for ch in text if unicodedata.category(ch)[0] in "LMN")
 
 
-@functools.lru_cache(maxsize=8192)
+# The text caches are kept across a refresh's plans and emptied by forget_texts() when it ends. Why
+# across plans: a stored story with boilerplate text (a "hub") is an LSH candidate of new stories on
+# page after page, and building its n-grams was the main process's largest cost in a cold refresh.
+# Bounded: a set of n-grams is ~9 KB (a 70-character text), so 1,024 of them are ~9 MB.
+TEXT_CACHE = 1024
+
+
+@functools.lru_cache(maxsize=TEXT_CACHE)
 def shingles(folded: str, n: int) -> frozenset[str]:
     """Character n-grams. Cached: one refresh compares each text with several others."""
     if len(folded) <= n:
@@ -91,7 +98,7 @@ def shingles(folded: str, n: int) -> frozenset[str]:
 _NUMBER = re.compile(r"(\d+)(\D?)")
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=TEXT_CACHE)
 def _figures(folded: str) -> dict[str, set[str]]:
     """Numbers by the character after them (their unit: 日, 人, 円, p of percent, ...)."""
     out: dict[str, set[str]] = {}
@@ -406,8 +413,13 @@ def group_page(items: Sequence[Item]) -> Groups:
         index = {id(it): i for i, it in enumerate(items)}
         return [(tuple(index[id(it)] for it in c.items), tuple(c.whys)) for c in _cluster(items)]
     finally:
-        shingles.cache_clear()  # a worker parses page after page: keep nothing of this one
-        _figures.cache_clear()
+        forget_texts()  # a worker parses page after page: keep nothing of this one
+
+
+def forget_texts() -> None:
+    """Empty the text caches: at the end of a refresh, so that a daemon holds none between refreshes."""
+    shingles.cache_clear()
+    _figures.cache_clear()
 
 
 def _clusters_of(items: Sequence[Item], groups: Groups) -> list[_Cluster]:
@@ -534,14 +546,9 @@ def plan(items: Sequence[Item], store: StoreView, topic_id: str, now: datetime, 
          ) -> Plan:
     """Decide, without writing anything, what the items of one topic's refresh mean for the store.
 
-    `groups`: the items' clusters when already known (group_page() of the one page they came from)."""
-    try:
-        return _plan(_cluster(items) if groups is None else _clusters_of(items, groups), store, topic_id, now)
-    finally:
-        # The text caches serve one plan: kept across plans, a daemon's memory would grow with
-        # every text it has ever compared (sets of shingles are ~10 KB a text).
-        shingles.cache_clear()
-        _figures.cache_clear()
+    `groups`: the items' clusters when already known (group_page() of the one page they came from).
+    The text caches it fills are bounded (TEXT_CACHE); forget_texts() empties them."""
+    return _plan(_cluster(items) if groups is None else _clusters_of(items, groups), store, topic_id, now)
 
 
 def _plan(clusters: list[_Cluster], store: StoreView, topic_id: str, now: datetime) -> Plan:

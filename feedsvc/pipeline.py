@@ -99,6 +99,7 @@ def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: date
     started = time.monotonic()
     results: list[RefreshResult] = []
     with ExitStack() as stack:
+        stack.callback(dedupe.forget_texts)  # the plans' text caches serve this refresh only
         store = stack.enter_context(Store.open(config.state))
         wanted = workers_for(topics)
         if workers is None or wanted == 1:
@@ -279,6 +280,7 @@ def plan_topics(config: Config, topic_ids: Sequence[str] | None = None, *, now: 
     """Fetch and compare with the stored state, writing nothing: what `refresh --dry-run` shows."""
     topics = select_topics(config, topic_ids)
     with ExitStack() as stack:
+        stack.callback(dedupe.forget_texts)
         path = config.state
         if not path.exists():
             # A dry run must not create the state file: compare against an empty store.

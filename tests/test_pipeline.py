@@ -13,7 +13,7 @@ import feedparser
 import pytest
 
 from atomcheck import assert_valid_atom
-from feedsvc import pipeline
+from feedsvc import dedupe, pipeline
 from feedsvc.config import Config, load_config
 
 NOW = datetime(2026, 3, 1, 0, 0, tzinfo=timezone.utc)
@@ -180,6 +180,18 @@ def test_a_story_edited_through_one_topic_is_republished_in_the_other_whose_page
     # and nothing moves when nothing changed
     again = pipeline.refresh(config, now=NOW + timedelta(hours=2))
     assert not any(r.feed_written for r in again)
+
+
+def test_a_refresh_leaves_no_text_cache_behind(http_server, tmp_path: Path) -> None:
+    """The dedupe text caches serve one refresh: a daemon must not carry them from one to the next."""
+    a = http_server.route("/a", listing(3, "s"), headers={"Content-Type": "text/html; charset=utf-8"})
+    # the same stories lightly edited, at other addresses: checked against topic one's by their n-grams
+    edited = listing(3, "s").replace("/s/", "/m/s/").replace("詳しくは本文で", "詳細は本文で")
+    b = http_server.route("/b", edited, headers={"Content-Type": "text/html; charset=utf-8"})
+    config = make_config(tmp_path, {"one": [a], "two": [b]})
+    results = pipeline.refresh(config, now=NOW)
+    assert [len(r.sources) for r in results] == [1, 1]
+    assert dedupe.shingles.cache_info().currsize == 0 and dedupe._figures.cache_info().currsize == 0
 
 
 def test_dry_run_writes_nothing(http_server, tmp_path: Path) -> None:

@@ -232,11 +232,18 @@ def test_near_candidates_of_a_batch_are_those_of_each_text_alone(tmp_path, now):
         assert len(batch[0]) == NEAR_CANDIDATES and batch[1] and not batch[2] and not batch[3]
 
 
-def test_plan_leaves_no_text_cache_behind(tmp_path, now):
+def test_the_plans_text_caches_are_bounded_and_forgotten_on_request(tmp_path, now):
+    """plan() keeps n-gram sets across plans (a stored story is checked again by later pages), but
+    never more than TEXT_CACHE of them; forget_texts(), called when a refresh ends, empties them."""
+    dedupe.forget_texts()
+    texts = [f"記事{i}の要約です。内容はそれぞれ違います。番号{i}、{i * 7919}件。" for i in range(dedupe.TEXT_CACHE + 60)]
     with Store.open(tmp_path / "s.sqlite") as store:
-        refresh(store, [item(f"記事{i}の要約です。内容はそれぞれ違います。番号{i}。") for i in range(30)], now)
-    assert dedupe.shingles.cache_info().currsize == 0
-    assert dedupe._figures.cache_info().currsize == 0
+        refresh(store, [item(t, position=i) for i, t in enumerate(texts)], now)
+        refresh(store, [item(t + "追記。") for t in texts[:40]], now, topic="other")
+    assert 0 < dedupe.shingles.cache_info().currsize <= dedupe.TEXT_CACHE
+    assert 0 < dedupe._figures.cache_info().currsize <= dedupe.TEXT_CACHE
+    dedupe.forget_texts()
+    assert dedupe.shingles.cache_info().currsize == 0 and dedupe._figures.cache_info().currsize == 0
 
 
 def test_a_group_commits_its_saves_together(tmp_path, now):
