@@ -417,7 +417,8 @@ def group_page(items: Sequence[Item]) -> Groups:
 
 
 def forget_texts() -> None:
-    """Empty the text caches: at the end of a refresh, so that a daemon holds none between refreshes."""
+    """Empty the text caches: a refresh calls it when it ends (a daemon then holds none between
+    refreshes), a parse worker after each page."""
     shingles.cache_clear()
     _figures.cache_clear()
 
