@@ -21,7 +21,8 @@ the "subreaper" of its descendants, so that the parse workers, children of multi
 are reaped and counted here even though the forkserver outlives the CLI), the CLI process's own peak RSS (its VmHWM,
 read every 50 ms: not ru_maxrss, which Linux carries over exec from this script's fork and so showed this script's
 size, ~175 MB at 1,000 sources) and the peak sum of RSS over the process tree (sampled every 50 ms). In the same run it times, in this process, BeautifulSoup(bytes, 'lxml')
-and lxml.html.document_fromstring(bytes) on the same page bytes, and prints the ratios the targets are
+and lxml.html.document_fromstring(bytes) on the same page bytes, before the refreshes and after them (the
+ratios use the mean: the machine's speed drifts within a run), and prints the ratios the targets are
 stated in (cold CPU/page ÷ BeautifulSoup parse; cold pages/s ÷ 1-worker pages/s; warm ÷ cold).
 """
 
@@ -313,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
                       f"(exit {r.exit_code}; {r.fetched} GETs, {r.not_modified} × 304)", flush=True)
                 return r
 
+            # The parsers are timed before the runs and after them, and the ratios use the mean: this
+            # machine's speed drifts by tens of percent within one run, and one timing at the end
+            # made the CPU ratio move with the drift more than with the code.
+            bodies = [page(i) for i in range(min(n, args.sample))]
+            parse_before = time_parsers(bodies, args.repeat)
             main_dir = work / "main"
             main_dir.mkdir(exist_ok=True)
             write_config(main_dir / "config.toml", urls, args.per_topic)
@@ -339,8 +345,8 @@ def main(argv: list[str] | None = None) -> int:
                     phase(f"prof-{kind}", prof_dir, {"FEEDSVC_WORKERS": "1"},
                           [args.py_spy, "record", "--nonblocking", "-r", "250", "-f", "raw", "-o", str(out), "--"])
                     profiles.append((kind, out))
-        bodies = [page(i) for i in range(min(n, args.sample))]
-        parse = time_parsers(bodies, args.repeat)
+            parse_after = time_parsers(bodies, args.repeat)
+        parse = {k: (parse_before[k] + parse_after[k]) / 2 for k in parse_before}
         startup = time_startup()
         ceiling = parallel_ceiling(os.cpu_count() or 1)
     finally:
@@ -351,8 +357,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\npy-spy profile of a 1-worker {kind} refresh (all threads, on CPU only): {out}")
         print_profile(out, args.top)
     bs, lx = parse["bs4_lxml"], parse["lxml_html"]
-    print(f"\nparsers, in-process, on {len(bodies)} of the same pages (CPU per page, best of {args.repeat}):")
-    print(f"  BeautifulSoup(bytes, 'lxml')      {1000 * bs:7.1f} ms")
+    print(f"\nparsers, in-process, on {len(bodies)} of the same pages (CPU per page, best of {args.repeat}; "
+          "the mean of a timing before the refreshes and one after):")
+    print(f"  BeautifulSoup(bytes, 'lxml')      {1000 * bs:7.1f} ms   "
+          f"(before {1000 * parse_before['bs4_lxml']:.1f}, after {1000 * parse_after['bs4_lxml']:.1f})")
     print(f"  lxml.html.document_fromstring     {1000 * lx:7.1f} ms   (BeautifulSoup = {bs / lx:.1f}× lxml)")
     print(f"  interpreter start + imports       {1000 * startup:7.1f} ms   (once per refresh)")
     print("\nratios (targets of issue 9):")
@@ -375,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
             "sources": n, "per_topic": args.per_topic, "feeds": feeds, "ok": ok,
             "runs": [dict(asdict(r), pages_per_s=r.pages_per_s, cpu_ms_per_page=r.cpu_ms_per_page) for r in runs],
             "parse_ms": {k: 1000 * v for k, v in parse.items()}, "startup_ms": 1000 * startup,
+            "parse_ms_before": {k: 1000 * v for k, v in parse_before.items()},
+            "parse_ms_after": {k: 1000 * v for k, v in parse_after.items()},
             "parallel_ceiling": ceiling,
         }, indent=2))
     return 0 if ok else 1

@@ -70,6 +70,10 @@ def test_refresh_bench_runs(tmp_path):
         parsed = feedparser.parse(feed.read_bytes())
         assert not parsed.bozo and len(parsed.entries) == 50, feed
     assert "ratios" in proc.stdout
+    # the parsers are timed before the refreshes and after them; the ratios use the mean
+    for parser in ("bs4_lxml", "lxml_html"):
+        before, after = figures["parse_ms_before"][parser], figures["parse_ms_after"][parser]
+        assert before > 0 and after > 0 and figures["parse_ms"][parser] == pytest.approx((before + after) / 2)
 
 
 @pytest.mark.slow
