@@ -21,6 +21,15 @@ sys.path.insert(0, str(BENCH))
 import pages  # noqa: E402  (bench/ is not a package: it is put on sys.path just above)
 
 
+def test_the_cli_is_timed_with_bytecode_caching_on(monkeypatch):
+    """Where PYTHONDONTWRITEBYTECODE is set, every timed run would compile feedsvc again: not a user's cost."""
+    import refresh
+
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    env = refresh.cli_env({"FEEDSVC_WORKERS": "1"})
+    assert "PYTHONDONTWRITEBYTECODE" not in env and env["FEEDSVC_WORKERS"] == "1" and env["PATH"]
+
+
 def test_generated_pages_look_like_a_news_topic_page():
     body = pages.page(7)
     assert 120_000 < len(body) < 200_000
