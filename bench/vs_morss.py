@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pages import LoopbackServers
-from refresh import become_subreaper, run_cli, time_startup, write_config
+from refresh import become_subreaper, run_cli, time_startup, warm_bytecode, write_config
 
 RULES = {  # bench/pages.py's listing: the ad slotted into the list has another class and is left out
     "items": '//li[@class="p-list__item"]/article',
@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"morss cannot be run here, so there is no comparison: {what}", file=sys.stderr)
         return 2
     print(f"{what} in {args.venv}; {n} pages, one per loopback host", flush=True)
+    warm_bytecode()  # feedsvc's first timed run must not pay the compilation (see refresh.py)
 
     with tempfile.TemporaryDirectory(prefix="feedsvc-vs-morss-") as tmp, LoopbackServers(n) as servers:
         work = Path(tmp)
