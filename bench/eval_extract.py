@@ -32,6 +32,7 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 sys.path.insert(0, str(ROOT))
 
 from feedsvc.config import FieldSelector, Selectors
+from feedsvc.decode import decode_body
 from feedsvc.extract import explain, extract_items
 from feedsvc.model import Page, RawItem
 
@@ -142,8 +143,9 @@ def load_corpus_pages(folder: Path = CORPUS / "pages") -> list[tuple[dict, Page]
     rows = list(csv.DictReader((folder / "MANIFEST.tsv").open(encoding="utf-8"), delimiter="\t"))
     out = []
     for row in rows:
-        text = (folder / row["filename"]).read_bytes().decode("utf-8-sig")
-        out.append((row, Page(url=page_url_of(row), text=text, content_type="text/html", encoding="utf-8",
+        # decoded as feedsvc decodes a fetched page: BOM, then the declared charset, then detection
+        text, codec = decode_body((folder / row["filename"]).read_bytes(), content_type="text/html")
+        out.append((row, Page(url=page_url_of(row), text=text, content_type="text/html", encoding=codec,
                               fetched_at=FETCHED)))
     return out
 

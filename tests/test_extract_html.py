@@ -183,15 +183,38 @@ def _corpus(shared_dir):
     return {row["filename"]: (row, page) for row, page in ev.load_corpus_pages(shared_dir / "corpus" / "pages")}
 
 
+# Every page of ../shared/corpus/pages. The ones automatic detection does not get right yet are strict
+# expected failures (issue 18): each flips to a failure of its own the day the work on it lands, and is
+# then moved to the passing list.
+_NOT_YET = {
+    "en-metalreview-reviews.html": "main list is a slider of 40 reviews; the 12-item news sidebar is taken",
+    "en-cnn-main-site.html": "the bulleted headline lists of a portal: another block is taken",
+    "de-welt-home.html": "portal of ~210 teasers: 128 found, examples right",
+    "zh-chinatimes-top-big5.html": "section headlines (h3) are missed beside the list links",
+}
 CORPUS_NAMES = [
     "ja-kijonan-livedoor-category.html", "ja-ediaryhiroko-blog-top.html", "ja-yahoo-jp-top.html",
     "en-tenderlovemaking-blog.html", "en-icontact-blog.html", "en-ecochildsplay-category.html",
     "en-news-com-au-home.html", "it-darkveins-horror-news.html", "ru-binarymarket-category.html",
     "bn-newschittagong24-category.html", "el-eordaialive-news.html", "es-disfracesjarana-blog-category.html",
+    "ja-iphone-lab-articles.html", "ja-towerrevo-date-archive.html", "ja-dqx-hiroba-news-listing.html",
+    "it-lazialita-category.html", "ru-streetstorm-blog-cp1251.html", "no-icelandair-nyheter.html",
+    "pt-ojogo-top-latin1.html",
+    *_NOT_YET,
 ]
 
 
-@pytest.mark.parametrize("name", CORPUS_NAMES, ids=str)
+def _corpus_param(name: str):  # type: ignore[no-untyped-def]
+    if name in _NOT_YET:
+        return pytest.param(name, id=name, marks=pytest.mark.xfail(reason=_NOT_YET[name], strict=True))
+    return pytest.param(name, id=name)
+
+
+def test_corpus_names_cover_the_manifest(shared_dir):
+    assert sorted(CORPUS_NAMES) == sorted(_corpus(shared_dir))
+
+
+@pytest.mark.parametrize("name", [_corpus_param(n) for n in CORPUS_NAMES])
 def test_real_page_examples_and_count(shared_dir, name):
     row, page = _corpus(shared_dir)[name]
     score = ev.score_corpus_page(row, page, extract_items(page))
