@@ -8,7 +8,10 @@ Per item (normalize_item):
   A title-only item keeps summary "" (not the title again).
 - link, image: canonical absolute URLs against the page URL (urls.canonical_url).
 - published: the markup date (raw.date; "markup"), unless it lies in the future of the fetch time; else the
-  first date written in raw.date_text, then in the summary, then in the title ("text"); else None.
+  first date written in raw.date_text (the item's date line), then a dateline inside the summary or title
+  ("Posted on …"), then the first date written in the summary, then in the title ("text"); else None.
+  Relative words (today, Friday, 3 hours ago, 昨日) count only in the date line and right after a dateline
+  marker; a title's date that opens a period (より, から, 〜, from, until) is not the item's.
 - key: the canonical link; without one, "text:" + sha1(fold(summary))[:16], or of fold(title) when there is
   no summary. The summary, not the (possibly derived) title, so that a later change of the title rule
   keeps the keys of stored items.
@@ -45,6 +48,7 @@ from .dates import (
     FoundDate,
     find_date,
     find_date_detail,
+    find_dateline,
     parse_markup_date,
     shift_back,
     zone,
@@ -88,6 +92,25 @@ def _text_key(summary_folded: str, title_folded: str, summary: str, title: str) 
     return "text:" + hashlib.sha1(basis.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
+def _text_date(date_text: str, summary: str, title: str, ctx: NormalizeContext) -> FoundDate | None:
+    """The date written for the item: its date line, else a dateline inside its text, else free text.
+
+    Only the date line (date_text: the item's date/byline element) may hold relative words ("3 hours
+    ago", 昨日, Friday): in a summary or title they are about the story, not the post, and a wrong date
+    is worse than none. A title's date that opens a period ("2016年10月1日より…", "from Oct. 1") is when
+    something starts, not when the item was published.
+    """
+    now, tz, lang = ctx.fetched_at, ctx.timezone, ctx.language
+    found = find_date_detail(date_text, now, tz, language=lang)
+    if found is None:
+        found = find_dateline(summary, now, tz, language=lang) or find_dateline(title, now, tz, language=lang)
+    if found is None:
+        found = find_date_detail(summary, now, tz, language=lang, relative=False)
+    if found is None:
+        found = find_date_detail(title, now, tz, language=lang, relative=False, periods=True)
+    return found
+
+
 def _normalize(raw: RawItem, ctx: NormalizeContext) -> tuple[Item, FoundDate | None] | None:
     title = clean_text(raw.title)
     summary = clean_text(raw.summary)
@@ -108,11 +131,9 @@ def _normalize(raw: RawItem, ctx: NormalizeContext) -> tuple[Item, FoundDate | N
         else:
             log.debug("markup date %s is after the fetch time; looking in the text", d)
     if published is None:
-        for text in (clean_text(raw.date_text), summary, title):
-            found = find_date_detail(text, ctx.fetched_at, ctx.timezone, language=ctx.language)
-            if found is not None:
-                published, published_from = found.when, "text"
-                break
+        found = _text_date(clean_text(raw.date_text), summary, title, ctx)
+        if found is not None:
+            published, published_from = found.when, "text"
 
     summary_folded = fold(summary)
     title_folded = fold(title)

@@ -11,7 +11,14 @@ Resolution of incomplete dates, against `now` in the zone the date is written in
 - month and day (12月28日, Dec 28, 12/28): the most recent such day not in the future; a weekday written
   with it (12月28日（日）, December 28, Monday) picks the most recent year where that day is that weekday;
 - day alone (28日, 現地13日): the most recent month in which that day exists and is not in the future;
-- relative words (きょう, 昨日, おととい, 3時間前, 2日前, yesterday, 3 hours ago, Monday): from `now`.
+- relative words (きょう, 昨日, 今朝, おととい, 3時間前, 2日前, yesterday, 3 hours ago, this morning, Monday):
+  from `now`, and only in an item's date line (find_date_detail's `relative`): in a summary or title they
+  name the story's days, not the post's ("Friday we signed…" in a 2019 post is no date in 2026).
+
+Free text vs date lines: a dateline written inside free text ("… Posted on August 23, 2019 at 6:19 PM",
+投稿日：…) is the item's own date and beats every other date of the text (find_dateline). In a title, a date
+that opens a period or announces a start (2016年10月1日より…, 10月1日〜, from/until/starting Oct. 1) is
+skipped (`periods`): it says when something begins, not when the item was published.
 A date with a day and no time is midnight in its zone. Part-of-day words (夜, 朝, 未明, …) are recognised but
 set no time: they name no hour, and a made-up hour would only move the date across `now`.
 
@@ -104,7 +111,7 @@ _I = re.IGNORECASE
 # (name, certainty when no year, pattern); order breaks ties between matches starting at the same place.
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("ja_rel", re.compile(
-        r"(?P<word>きょう|今日|本日|きのう|昨日|昨夜|昨晩|おととい|一昨日)"
+        r"(?P<word>きょう|今日|本日|今朝|今夜|今晩|きのう|昨日|昨夜|昨晩|おととい|一昨日)"
         r"|(?<!\d)(?P<n>\d{1,3})\s*(?P<unit>分|時間|日|週間)\s*前")),
     ("ja_full", re.compile(
         r"(?<!\d)(?:(?P<era>令和|平成|昭和)\s*(?P<ey>\d{1,2}|元)|(?P<y>\d{4}))\s*年\s*(?P<m>\d{1,2})\s*月\s*"
@@ -118,7 +125,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         r"(?<![\d/.．／])(?P<a>\d{1,2})\s*(?P<sep>[/／.\-])\s*(?P<b>\d{1,2})\s*(?P=sep)\s*(?P<y>\d{4})(?![\d/])")),
     ("en_rel", re.compile(
         r"\b(?:(?P<n>\d{1,3}|an?|one)\s+(?P<unit>minute|min|hour|hr|day|week)s?\s+ago"
-        r"|(?P<word>yesterday|today))\b", _I)),
+        r"|(?P<word>yesterday|today|tonight|this\s+(?:morning|afternoon|evening)|last\s+night))\b", _I)),
     ("en_mdy", re.compile(
         rf"(?:\b{_EN_WD},?\s+)?\b{_EN_MONTH}\s*(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\b(?:\s*[-–]\s*\d{{1,2}}\b)?"
         r"(?:,?\s+(?P<y>\d{4})(?!\d))?", _I)),
@@ -151,7 +158,8 @@ _TAIL = re.compile(
 # Just before a date: a zone marker (日本時間2025年9月29日, 現地13日, 米国時間19日).
 _PREFIX_ZONE = re.compile(
     r"(?P<zone>日本時間|現地時間|現地|米国時間|米東部時間|米西部時間|英国時間|JST|KST|ET|UTC|GMT)\s*[:：]?\s*$")
-_QUICK = re.compile(r"\d|きょう|今日|本日|きのう|昨|おととい|一昨日|yesterday|today|day\b|ago\b", _I)
+_QUICK = re.compile(r"\d|きょう|今日|本日|今朝|今夜|今晩|きのう|昨|おととい|一昨日|yesterday|today|tonight|night\b"
+                    r"|morning\b|afternoon\b|evening\b|day\b|ago\b", _I)
 
 
 # --- resolution --------------------------------------------------------------------------------------
@@ -279,8 +287,10 @@ def _candidate(name: str, m: re.Match[str], text: str, now: datetime, page_tz: t
         local = now.astimezone(tz)
         word = (g.get("word") or "").lower()
         if word:
-            back = {"きょう": 0, "今日": 0, "本日": 0, "today": 0, "きのう": 1, "昨日": 1, "昨夜": 1, "昨晩": 1,
-                    "yesterday": 1, "おととい": 2, "一昨日": 2}[word]
+            word = " ".join(word.split())  # "this  morning"
+            back = {"きょう": 0, "今日": 0, "本日": 0, "今朝": 0, "今夜": 0, "今晩": 0, "today": 0, "tonight": 0,
+                    "this morning": 0, "this afternoon": 0, "this evening": 0, "きのう": 1, "昨日": 1, "昨夜": 1,
+                    "昨晩": 1, "yesterday": 1, "last night": 1, "おととい": 2, "一昨日": 2}[word]
             day = local.date() - timedelta(days=back)
             return datetime(day.year, day.month, day.day, tzinfo=tz), RELATIVE, m.end()
         n_s = g["n"].lower()
@@ -340,10 +350,11 @@ def _candidate(name: str, m: re.Match[str], text: str, now: datetime, page_tz: t
 # A pattern only runs on a text holding one of its needles (a plain `in` test): most patterns never match a
 # given summary, and skipping them is most of the cost of normalize_items.
 _NEEDLES: dict[str, tuple[str, ...]] = {
-    "ja_rel": ("きょう", "今日", "本日", "きのう", "昨", "おととい", "前"),
+    "ja_rel": ("きょう", "今日", "本日", "今朝", "今夜", "今晩", "きのう", "昨", "おととい", "前"),
     "ja_full": ("年",), "ja_md": ("月",), "ja_day": ("日",),
     "ymd": ("/", "／", ".", "．", "-"), "dmy": ("/", "／", ".", "-"), "md_slash": ("/", "／"),
-    "en_rel": ("ago", "AGO", "Ago", "day", "DAY", "Day"), "en_wd": ("day",),
+    "en_rel": ("ago", "AGO", "Ago", "day", "DAY", "Day", "ight", "IGHT", "ing", "ING", "oon", "OON"),
+    "en_wd": ("day",),
 }
 _EN_MONTH_HINT = re.compile(r"(?i)(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)")
 
@@ -367,26 +378,95 @@ def _matches(text: str) -> list[tuple[int, int, str, re.Match[str]]]:
     return found
 
 
-def find_date_detail(text: str, now: datetime, tz: str, *, language: str | None = None) -> FoundDate | None:
-    """The item's date in `text` with how certain it is (see the module docstring for the rules)."""
-    if not text or _QUICK.search(text) is None:
-        return None
-    page_tz = zone(tz)
+_RELATIVE = frozenset({"ja_rel", "en_rel", "en_wd"})
+
+# A date that opens a period or announces a start ("2016年10月1日より…", "10月1日〜", "from Oct. 1",
+# "starting Monday") is when something begins, not when the item was published.
+_PERIOD_AFTER = re.compile(
+    r"\s*(?:より|から|まで|以降|以後|[〜～~]|開始|スタート|開幕|施行|(?:until|till|through|thru|onwards?)\b)", _I)
+_PERIOD_BEFORE = re.compile(
+    r"(?:\b(?:from|until|till|through|thru|starting|beginning|effective|begins|starts|opens|opening|since|by)"
+    r"\s+(?:on\s+|the\s+)?|(?:より|から|[〜～~])\s*)$", _I)
+
+# What opens an item's own dateline when it sits inside free text: "Posted on August 23, 2019 at 6:19 PM",
+# "posted by Ann on …", "投稿日：2019年8月23日". Capitalized English words (a line's first word) and the
+# Japanese labels introduce a dateline; a lower-case "posted" does only before an absolute date, and
+# "published" in prose ("the report, published on March 3") is another document's date.
+_DATELINE = re.compile(
+    r"(?P<strong>\b(?:Posted|POSTED|Published|PUBLISHED|Written|WRITTEN|Submitted|SUBMITTED|Dated|DATED)\b"
+    r"|(?:投稿|公開|掲載|配信|作成|更新|登録|発行)日時?|投稿時間)"
+    r"|(?P<weak>\bposted\b)")
+_DATELINE_REACH = 60  # the date starts at most this many characters after the marker...
+_DATELINE_RELATIVE_REACH = 12  # ...and a relative word ("Posted 3 hours ago", "投稿日：昨日") right after it
+_DATELINE_BREAK = re.compile(r"[。\n]")
+
+
+def _scan(text: str, now: datetime, page_tz: tzinfo, language: str | None, *, relative: bool, periods: bool,
+          window: tuple[int, int, int] | None = None) -> FoundDate | None:
+    """The first acceptable date of `text` (window: start, end, end for relative words)."""
     limit = now + FUTURE_TOLERANCE
     covered = 0
-    for start, _prio, name, m in _matches(text):
+    found = _matches(text)
+    for i, (start, _prio, name, m) in enumerate(found):
         if start < covered:  # inside a phrase already read (the "12月28日" of "2025年12月28日")
             continue
+        if window is not None:
+            if start < window[0]:
+                continue
+            if start > window[1]:
+                break
+        if name in _RELATIVE:
+            if not (relative or (window is not None and start <= window[2])):
+                continue  # "Friday" in a post's body says nothing of the post's date
+            if any(f[2] not in _RELATIVE and f[0] < m.end() for f in found[i + 1:i + 4]):
+                continue  # "on Friday, December 23, 2016": the weekday of the date that follows
         dt, certainty, end = _candidate(name, m, text, now, page_tz, language)
         covered = max(covered, m.end())
-        if dt is not None and dt <= limit:
-            return FoundDate(dt, certainty, start, end)
+        if dt is None or dt > limit:
+            continue
+        if periods and (_PERIOD_AFTER.match(text, end) or _PERIOD_BEFORE.search(text, max(0, start - 16), start)):
+            continue
+        return FoundDate(dt, certainty, start, end)
     return None
 
 
-def find_date(text: str, now: datetime, tz: str, *, language: str | None = None) -> datetime | None:
+def find_date_detail(text: str, now: datetime, tz: str, *, language: str | None = None, relative: bool = True,
+                     periods: bool = False) -> FoundDate | None:
+    """The item's date in `text` with how certain it is (see the module docstring for the rules).
+
+    relative=False: `text` is free text (a summary, a title), not the item's date line: relative words
+    (today, 3 hours ago, 昨日, Friday, this morning) give no date there. periods=True: a date that opens a
+    period or announces a start (より, から, 〜, from, until, starting) is skipped (for titles).
+    """
+    if not text or _QUICK.search(text) is None:
+        return None
+    return _scan(text, now, zone(tz), language, relative=relative, periods=periods)
+
+
+def find_dateline(text: str, now: datetime, tz: str, *, language: str | None = None) -> FoundDate | None:
+    """The date of a dateline written inside free text ("… Posted on August 23, 2019 at 6:19 PM"), or None.
+
+    Such a date is the item's own and beats any other date of the text. A relative word counts only right
+    after a strong marker ("Posted 3 hours ago"), never after a lower-case "posted" in prose.
+    """
+    if not text or _QUICK.search(text) is None or _DATELINE.search(text) is None:
+        return None
+    page_tz = zone(tz)
+    for marker in _DATELINE.finditer(text):
+        stop = _DATELINE_BREAK.search(text, marker.end(), marker.end() + _DATELINE_REACH)
+        reach = (stop.start() if stop else marker.end() + _DATELINE_REACH)
+        rel_reach = marker.end() + _DATELINE_RELATIVE_REACH if marker["strong"] else -1
+        found = _scan(text, now, page_tz, language, relative=False, periods=False,
+                      window=(marker.end(), reach, rel_reach))
+        if found is not None:
+            return found
+    return None
+
+
+def find_date(text: str, now: datetime, tz: str, *, language: str | None = None,
+              relative: bool = True) -> datetime | None:
     """The item's date written in its text: the first date named that is not in the future, or None."""
-    found = find_date_detail(text, now, tz, language=language)
+    found = find_date_detail(text, now, tz, language=language, relative=relative)
     return found.when if found else None
 
 
