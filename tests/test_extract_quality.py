@@ -27,8 +27,10 @@ FLOORS = {
     "selectors_recall": 1.00,
     # Re-based when ../shared/corpus/pages grew from 12 to 23 pages (62 of 69 examples, 21 of 23 counts on
     # the new set; the 12 old pages were at 36/36 and 12/12 and still are).
-    "corpus_example_recall": 0.898,  # the manifest's three examples per real page, right link and title
-    "corpus_pages_count_ok": 21,  # real pages whose count is within 10% (portal fronts: 30%)
+    # Raised by issue 18 (tickers and sliders a penalty not a veto, off-site blocks, section headlines):
+    # 69 of 69 examples, 23 of 23 counts.
+    "corpus_example_recall": 1.0,  # the manifest's three examples per real page, right link and title
+    "corpus_pages_count_ok": 23,  # real pages whose count is within 10% (portal fronts: 30%)
     "edge_items": 0,  # a ceiling: items invented on pages that list nothing
 }
 

@@ -126,6 +126,18 @@ def is_good_container(el: etree._Element) -> bool:
     return any(t in rules.GOOD_TOKENS for t in words.split()) or any(s in words for s in rules.GOOD_SUBSTRINGS)
 
 
+def is_stream_container(el: etree._Element) -> bool:
+    words = _attr_words(el)
+    return el.tag not in ("html", "body") and any(s in words for s in rules.STREAM_SUBSTRINGS)
+
+
+def site_of(host: str | None) -> str:
+    """The registrable part of a host: news.chinatimes.com and www.chinatimes.com are one site."""
+    labels = (host or "").lower().removeprefix("www.").split(".")
+    keep = 3 if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in rules.SECOND_LEVEL_LABELS else 2
+    return ".".join(labels[-keep:])
+
+
 def is_mild_bad_container(el: etree._Element) -> bool:
     words = _attr_words(el)
     return el.tag not in ("html", "body") and any(s in words for s in rules.MILD_BAD_SUBSTRINGS)
@@ -140,8 +152,10 @@ def is_ad_block(el: etree._Element) -> bool:
 
 def _sig_part(el: etree._Element) -> str:
     cls = ""
+    row = el.tag in rules.ROW_TAGS
     for token in (el.get("class") or "").split():
-        if not rules.UNSTABLE_CLASS.search(token.lower()):
+        low = token.lower()
+        if not rules.UNSTABLE_CLASS.search(low) and not (row and rules.UNSTABLE_ROW_CLASS.search(low)):
             cls = token.lower()
             break
     return f"{el.tag}.{cls}" if cls else str(el.tag)
@@ -310,6 +324,16 @@ class _Memo:
         self.bad: dict[etree._Element, bool] = {}
         self.good: dict[etree._Element, bool] = {}
         self.mild: dict[etree._Element, bool] = {}
+        self.stream: dict[etree._Element, bool] = {}
+
+    def chain_stream(self, chain: tuple[etree._Element, ...]) -> bool:
+        for el in chain:
+            v = self.stream.get(el)
+            if v is None:
+                v = self.stream[el] = is_stream_container(el)
+            if v:
+                return True
+        return False
 
     def chain_mild(self, chain: tuple[etree._Element, ...]) -> bool:
         for el in chain:
@@ -356,25 +380,28 @@ def _pre_score(g: Group, memo: _Memo, page_host: str) -> None:
     # "main"/"news" words count near the blocks only: the whole page sits in some #main
     good = sum(1 for m in members if memo.chain_good(m.ancestors[max(0, m.block_depth - 3): m.block_depth]))
     mild = sum(1 for m in members if memo.chain_mild(m.ancestors[: m.block_depth]))
+    stream = sum(1 for m in members if memo.chain_stream(m.ancestors[: m.block_depth]))
     ads = sum(1 for m in members if rules.AD_LINK.search(m.href))
     article_links = sum(1 for m in members if rules.ARTICLE_LINK.search(m.href)) / len(members)
     heading = sum(1 for m in members if m.in_heading) / len(members)
     external = 0
     if page_host:
+        site = site_of(page_host)
         for m in members:
             host = urlsplit(m.href).hostname if "://" in m.href[:12] else None
-            if host and host.removeprefix("www.") != page_host.removeprefix("www."):
+            if host and site_of(host) != site:
                 external += 1
-    penalty = 1 - 0.92 * bad / len(members)
-    g.pre = (_n_term(len(links)) * tf * distinct * penalty * (1 + 0.6 * heading) * (1 + 0.4 * good / len(members))
-             * (1 - 0.5 * mild / len(members)) * (1 + 0.5 * article_links) * (1 - 0.8 * ads / len(members)))
-    if external > len(members) / 2:
-        g.pre *= 0.6
+    n = len(members)
+    penalty = 1 - 0.92 * bad / n
+    g.pre = (_n_term(len(links)) * tf * distinct * penalty * (1 + 0.6 * heading) * (1 + 0.4 * good / n)
+             * (1 - 0.5 * mild / n) * (1 - 0.5 * stream / n) * (1 + 0.5 * article_links) * (1 - 0.8 * ads / n)
+             # a block of links to other sites (a partner's news feed) is not this page's listing
+             * (1 - 0.8 * external / n))
     first = members[0]
     g.rel = tuple(first.sig[first.block_depth:])
     g.containers = {id(m.ancestors[m.block_depth - 1]) for m in members if m.block_depth > 0}
     g.notes = {"n": len(links), "median_width": med, "text": round(tf, 2), "distinct": round(distinct, 2),
-               "in_bad_box": bad, "in_good_box": good, "in_mild_box": mild, "ad_links": ads,
+               "in_bad_box": bad, "in_good_box": good, "in_mild_box": mild, "in_stream": stream, "ad_links": ads,
                "article_links": round(article_links, 2), "headings": round(heading, 2), "external": external}
 
 
@@ -584,12 +611,30 @@ def automatic(page_url: str, text: str) -> Outcome:
     chosen = [best]
     # a portal repeats one story shape in several sections: join groups ending in the same classed shape
     shape = best.sig[-3:] if any("." in part for part in best.sig[-3:]) else None
+    per_link = best.pre / _n_term(int(best.notes["n"]))
+    best_path: set[int] | None = None
+    page_base = base or page_url
+    best_hosts = {urlsplit(urljoin(page_base, m.href)).hostname for m in best.members}
     for g in groups:
         if g is best or g.notes.get("in_bad_box") or g.notes.get("text", 0) < 0.5:
             continue
-        same_shape = g.sig[-3:] == shape and g.pre >= 0.1 * best.pre
-        same_list = bool(g.containers & best.containers) and g.notes.get("headings", 0) >= 0.5
-        if same_shape or same_list:
+        # a small section of the same shape is as good as a big one when each link scores as well
+        same_shape = g.sig[-3:] == shape and (
+            g.pre >= 0.1 * best.pre or g.pre / _n_term(int(g.notes["n"])) >= 0.5 * per_link)
+        heading = g.notes.get("headings", 0) >= 0.5
+        same_list = bool(g.containers & best.containers) and heading
+        section_head = False
+        if heading and not (same_shape or same_list):
+            # a section's headline above its list of links: its block holds links of the winner
+            if best_path is None:
+                best_path = {id(a) for m in best.members for a in m.ancestors}
+            heads = sum(1 for m in g.members if m.block is not None and id(m.block) in best_path)
+            section_head = heads * 2 > len(g.members)
+        if not (same_shape or same_list or section_head):
+            continue
+        # a box of the same shape feeding another part of the site (its blog, its forum) is another list
+        same_host = sum(1 for m in g.members if urlsplit(urljoin(page_base, m.href)).hostname in best_hosts)
+        if same_host * 2 >= len(g.members):
             chosen.append(g)
     members = sorted((m for g in chosen for m in g.members), key=lambda m: m.order)
     items = dedupe_by_link([_raw_item(m, base, best.kind) for m in members], page_url, base)

@@ -47,10 +47,10 @@ LAYOUT_WORDS = re.compile(
 )
 # Matched as substrings of the lowercased id/class (long, unambiguous words) ...
 BAD_SUBSTRINGS = (
-    "navigation", "navbar", "menu", "footer", "sidebar", "widget", "ranking", "popular", "ticker",
-    "related", "breaking", "advert", "sponsor", "breadcrumb", "pagination",
+    "navigation", "navbar", "menu", "footer", "sidebar", "widget", "ranking", "popular",
+    "related", "advert", "sponsor", "breadcrumb", "pagination",
     "social", "share", "comment", "tagcloud", "tag-cloud", "trending", "mostread", "most-read",
-    "recommend", "newsflash", "marquee", "slider", "carousel", "masthead", "copyright",
+    "recommend", "masthead", "copyright",
     "subnav", "topnav", "globalnav", "gnav", "blogroll", "access-rank", "ninki", "osusume", "login",
 )
 # ... as whole class tokens ...
@@ -65,6 +65,11 @@ BAD_ROLES = frozenset({"navigation", "banner", "contentinfo", "complementary", "
 # An item block itself with one of these tokens is an ad slotted into the list.
 AD_BLOCK_PARTS = frozenset({"ad", "ads", "adv", "pr", "sponsored", "advertisement", "promotion"})
 
+# Boxes that show the site's own stories in motion (tickers, sliders, carousels): usually a repeat
+# of the main list, but sometimes the main list itself ("latest reviews" slider) or a part of a
+# portal's teasers. A penalty that a stronger list beats, not a veto.
+STREAM_SUBSTRINGS = ("ticker", "slider", "carousel", "rotator", "breaking", "newsflash", "marquee")
+
 # Boxes that are rarely the news listing (media, shopping, campaigns): a mild penalty, not a veto.
 MILD_BAD_SUBSTRINGS = ("video", "movie", "photo", "gallery", "shopping", "service", "campaign",
                        "special", "event", "sitemap", "shop", "store", "coupon", "point")
@@ -75,6 +80,14 @@ AD_LINK = re.compile(
     r"/click\?|trafficgate|adserver|/aff/|affiliate",
     re.IGNORECASE,
 )
+
+# Second-level labels under a country code ("co.jp", "com.au"): a site is three labels there, not two.
+SECOND_LEVEL_LABELS = frozenset({"co", "com", "net", "org", "ac", "go", "ne", "or", "gov", "edu", "gr", "ed", "lg"})
+
+# On a list row, "first"/"last" anywhere in a class ("c_hpfirstbullet", "item-last") mark its place
+# in the list, not its kind.
+ROW_TAGS = frozenset({"li", "tr", "dt", "dd"})
+UNSTABLE_ROW_CLASS = re.compile(r"first|last")
 
 # Words in a container's id/class that say "stories are listed here": a bonus.
 GOOD_SUBSTRINGS = ("topics", "news", "headline", "article", "entries", "entry", "posts", "story",
