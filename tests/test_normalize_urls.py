@@ -5,7 +5,11 @@ hrefs marked "corpus-…" are copied as written in ../shared/corpus/pages/ (thei
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from feedsvc.normalize.urls import canonical_url
 
@@ -124,3 +128,57 @@ def test_canonical_url(url: str | None, base: str | None, expected: str | None) 
 def test_canonical_url_is_a_fixed_point(url: str | None, base: str | None, expected: str) -> None:
     assert canonical_url(expected) == expected
     assert canonical_url(expected, base) == expected
+
+
+# --- a link never changes target (issue 18, point 8) -------------------------------------------------------
+# canonical_url may drop tracking parameters and the fragment, lowercase scheme and host and drop a default
+# port; the path is the server's and stays as written: empty segments ("//") are kept, encoded reserved
+# characters stay encoded.
+YAHOO_LINK = "f/topics/top/1/*-http://dailynews.yahoo.co.jp/fc/economy/japan_air_line/?1263260393"
+SAME_TARGET = [
+    P("http://www.yahoo.co.jp/" + YAHOO_LINK, None, "http://www.yahoo.co.jp/" + YAHOO_LINK,
+      id="corpus-yahoo-absolute-double-slash-kept"),
+    P("/*-http://dailynews.yahoo.co.jp/fc/economy/", "https://news.yahoo.co.jp/list/",
+      "https://news.yahoo.co.jp/*-http://dailynews.yahoo.co.jp/fc/economy/", id="root-relative-double-slash"),
+    P("*-http://dailynews.yahoo.co.jp/fc/economy/", "https://news.yahoo.co.jp/list/",
+      "https://news.yahoo.co.jp/list/*-http://dailynews.yahoo.co.jp/fc/economy/",
+      id="path-relative-double-slash-urljoin-would-collapse"),
+    P("https://example.com//a//b/", None, "https://example.com//a//b/", id="leading-and-inner-empty-segments"),
+    P("HTTPS://Example.COM:443/a//b?utm_source=x&id=1#top", None, "https://example.com/a//b?id=1",
+      id="allowed-changes-only-around-a-double-slash"),
+    P("c//d", "https://example.com/a//b/", "https://example.com/a//b/c//d", id="base-with-empty-segment"),
+    P("../d", "https://example.com/a//b/c", "https://example.com/a//d", id="dot-dot-next-to-empty-segment"),
+    P("//cdn.example.com/x//y.png", "http://example.com/", "http://cdn.example.com/x//y.png",
+      id="protocol-relative-with-double-slash"),
+    P("https://example.com/go?to=http://other.example/a//b", None, "https://example.com/go?to=http://other.example/a//b",
+      id="url-in-query-kept"),
+    P("https://example.com/a%2Fb", None, "https://example.com/a%2Fb", id="encoded-slash-stays-encoded"),
+    P("https://example.com/a%3Fb%23c", None, "https://example.com/a%3Fb%23c", id="encoded-question-and-hash"),
+    P("https://example.com/a%252Fb", None, "https://example.com/a%252Fb", id="double-encoding-kept"),
+    P("https://example.com/a+b%20c", None, "https://example.com/a+b%20c", id="plus-and-space-in-path"),
+    P("https://example.com/a;v=1/b", None, "https://example.com/a;v=1/b", id="path-parameters-kept"),
+    P("https://example.com/a?q=a\\b", None, "https://example.com/a?q=a%5Cb", id="backslash-in-query-is-data"),
+    P("p\\q?r=s\\t", "https://example.com/d/", "https://example.com/d/p/q?r=s%5Ct",
+      id="relative-backslash-in-path-only"),
+]
+
+
+@pytest.mark.parametrize(("url", "base", "expected"), SAME_TARGET)
+def test_canonical_url_keeps_the_target(url: str, base: str | None, expected: str) -> None:
+    assert canonical_url(url, base) == expected
+    assert canonical_url(expected) == expected
+
+
+_SEGMENT = st.text(alphabet="abcXYZ019-_~*!$'(),;=:@", max_size=6).filter(lambda s: s not in (".", ".."))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_SEGMENT, min_size=1, max_size=6))
+def test_paths_without_dot_segments_are_never_altered(segments: list[str]) -> None:
+    # any mix of empty segments and characters a path may hold as they are: the path comes back unchanged,
+    # as an absolute link and as a link relative to the site root ("//x" would be a host, not a path)
+    path = "/" + "/".join(segments)
+    assert urlsplit(canonical_url("https://example.com" + path) or "").path == path
+    if not path.startswith("//"):
+        assert urlsplit(canonical_url(path, "https://example.com/list/") or "").path == path
+        assert urlsplit(canonical_url("x" + path, "https://example.com/list/") or "").path == "/list/x" + path

@@ -4,6 +4,10 @@ canonical_url makes a link absolute (against the page URL or <base href>), lower
 hosts as punycode), drops the default port, the fragment and tracking parameters (TRACKING_PARAMS,
 TRACKING_PREFIXES), percent-encodes what must be encoded (non-ASCII, spaces) with upper-case hex, and
 resolves dot segments. The remaining query parameters keep their order: servers may depend on it.
+
+A link never changes target: the path is kept as written, empty segments included ("/*-http://host/" is not
+"/*-http:/host/", which urllib's urljoin would make of it: _join resolves relative links itself), and
+percent-encoding changes only where the server reads the same path (hex case, unreserved characters).
 Anything that is not an http(s) or file URL (javascript:, mailto:, data:, tel:, bare fragments) is None.
 """
 
@@ -127,6 +131,15 @@ def _join(base: str, ref: str) -> str:
     return urlunsplit((b.scheme, b.netloc, path, query, r.fragment))
 
 
+def _slashes(u: str) -> str:
+    """Backslashes as slashes before the query, as browsers read web URLs; one in the query is data
+    (?q=a\\b is not ?q=a/b) and is only percent-encoded."""
+    if "\\" not in u:
+        return u
+    cut = min((i for i in (u.find("?"), u.find("#")) if i >= 0), default=len(u))
+    return u[:cut].replace("\\", "/") + u[cut:]
+
+
 def _clean_edges(u: str) -> str:
     """Tabs and line breaks out, C0 controls and spaces off the ends (the tests are cheaper than the regexes)."""
     if "\t" in u or "\n" in u or "\r" in u:
@@ -144,7 +157,7 @@ def _base_of(base: str) -> tuple[str, bool] | None:
     if bm is None or bm.group(1).lower() not in _SCHEMES:
         return None
     is_file = bm.group(1).lower() == "file"
-    return (b if is_file else b.replace("\\", "/")), is_file
+    return (b if is_file else _slashes(b)), is_file
 
 
 def canonical_url(url: str | None, base: str | None = None) -> str | None:
@@ -165,7 +178,7 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
             return None
         b, is_file = based
         if not is_file:
-            u = u.replace("\\", "/")
+            u = _slashes(u)
         try:
             u = _join(b, u)
         except ValueError:
@@ -174,7 +187,7 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
     if scheme not in _SCHEMES:
         return None
     if scheme != "file":
-        u = u.replace("\\", "/")
+        u = _slashes(u)
     try:
         parts = urlsplit(u)
     except ValueError:
