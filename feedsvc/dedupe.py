@@ -114,6 +114,23 @@ def _figures_conflict(a: str, b: str) -> bool:
     return any((fa[u] - fb[u]) and (fb[u] - fa[u]) for u in fa.keys() & fb.keys())
 
 
+_DIGITS = re.compile(r"\d+")
+# Figures that say which day a report is of: 13日, 12月, 2025年, march3 (folded text has no spaces).
+_DATE_FIGURES = re.compile(r"(\d+)(?=[日月年])|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*?(\d+)")
+
+
+def _updated_in_place(a: str, b: str, short: bool) -> bool:
+    """b is a: the same words with some figures updated (停電 約25万戸 → 約31万戸), not the same template
+    filled in again for another day or with other figures throughout. A short text (a headline) must
+    also keep a figure: "Magnitude 7.5 quake" and "Magnitude 6.7 quake" are two quakes."""
+    if _DIGITS.sub("#", a) != _DIGITS.sub("#", b) or _DATE_FIGURES.findall(a) != _DATE_FIGURES.findall(b):
+        return False
+    fa, fb = _figures(a), _figures(b)
+    changed = sum(1 for u in fa.keys() & fb.keys() if fa[u] != fb[u])
+    kept = sum(len(fa[u] & fb[u]) for u in fa.keys() & fb.keys())
+    return changed <= max(1, kept) and (kept > 0 or not short)
+
+
 @dataclass(frozen=True, slots=True)
 class Similarity:
     jaccard: float
@@ -148,8 +165,11 @@ def verdict(a: str, b: str, params: Params = PARAMS) -> str | None:
     return _judged(a, b, params)[0]
 
 
-def _judged(a: str, b: str, params: Params = PARAMS) -> tuple[str | None, float]:
-    """verdict() and the Jaccard it rests on (1.0 for the same text; 0.0 when too short to compare)."""
+def _judged(a: str, b: str, params: Params = PARAMS, *, over_time: bool = False) -> tuple[str | None, float]:
+    """verdict() and the Jaccard it rests on (1.0 for the same text; 0.0 when too short to compare).
+
+    `over_time`: b is stored and a is seen now, so figures updated in place are an edit of the story
+    (two such texts side by side on one page are two reports)."""
     if a == b:
         return ("same-text" if a else None), 1.0
     if min(len(a), len(b)) < params.min_len:
@@ -159,6 +179,8 @@ def _judged(a: str, b: str, params: Params = PARAMS) -> tuple[str | None, float]
     if not _could_pass(inter, la, lb, params):  # most LSH candidates: no need to compare their figures
         return None, inter / (la + lb - inter)
     s = _similarity_from(a, b, inter, la, lb)
+    if over_time and s.numbers_conflict and _updated_in_place(a, b, s.shorter < params.short_len):
+        s = replace(s, numbers_conflict=False)
     return _decide(s, params), s.jaccard
 
 
@@ -321,13 +343,43 @@ class _Cluster:
     items: list[Item]
     whys: list[str]  # why items[i] joined (items[0]: "")
     folded: str
+    links: dict[str, str] = field(default_factory=dict)  # source page -> the one link its items have there
+
+    def __post_init__(self) -> None:
+        for it in self.items:
+            if it.link:
+                self.links.setdefault(it.source_url, it.link)
 
     @property
     def buckets(self) -> list[int]:
         return list(item_buckets(self.items[0]))
 
+    def add(self, item: Item, why: str) -> None:
+        self.items.append(item)
+        self.whys.append(why)
+        if item.link:
+            self.links.setdefault(item.source_url, item.link)
+
 
 _TRUST = {"markup": 2, "text": 1, None: 0}
+
+# Two items with different links on different sources join only on text at least this long (folded
+# characters): syndication copies a story's text, while two sites' headlines can agree by chance.
+SYNDICATION_LEN = 40
+
+
+def _links_conflict(a: dict[str, str], b: dict[str, str]) -> bool:
+    """Some page lists both with different links: two different items, whatever their text."""
+    return any(a[s] != b[s] for s in a.keys() & b.keys())
+
+
+def _may_join_on_text(cluster: _Cluster, item: Item, folded: str) -> bool:
+    """Links decide first; text may join an item to a cluster only where links cannot decide."""
+    if not item.link or not cluster.links:
+        return True  # a link-less side: text is all there is (and a link over none is kept)
+    if item.source_url in cluster.links:
+        return cluster.links[item.source_url] == item.link
+    return min(len(folded), len(cluster.folded)) >= SYNDICATION_LEN  # the same story on another site
 
 
 def _item_keys(item: Item) -> set[str]:
@@ -339,54 +391,46 @@ def _item_keys(item: Item) -> set[str]:
     return keys
 
 
-def _exact_why(a: Item, b: Item) -> str | None:
-    if (a.link and a.link == b.link) or (a.key == b.key and not a.key.startswith("text:")):
-        return "same-url"
-    if a.key == b.key or (a.folded and a.folded == b.folded):
-        return "same-text"
-    return None
-
-
 def _cluster(items: Sequence[Item], params: Params = PARAMS) -> list[_Cluster]:
-    """Group the batch: exact matches first, then near-duplicates by the same verdict as the store.
+    """Group the batch: the same link first, then the same or near-duplicate text where links allow it.
 
-    Exact matches are dictionary look-ups. For near ones, an inverted index from shingle to cluster
-    counts the shingles each earlier cluster shares with the item, which gives Jaccard and containment
-    exactly without comparing every pair: the decisions are verdict()'s, at a fraction of the cost.
+    Items with different links on one page never join (_may_join_on_text). Among the clusters an
+    item's text may join, the closest wins (the highest Jaccard; the earliest on a tie). An inverted
+    index from shingle to cluster counts the shingles each earlier cluster shares with the item, which
+    gives Jaccard and containment exactly without comparing every pair: the decisions are verdict()'s,
+    at a fraction of the cost.
     """
     clusters: list[_Cluster] = []
-    by_exact: dict[tuple[str, str], tuple[int, str]] = {}  # ("link"|"url"|"text"|"folded", value) -> cluster
+    by_link: dict[str, int] = {}  # link or URL key -> cluster
+    by_text: dict[str, int] = {}  # text key or folded text -> the first cluster with it
     postings: dict[str, list[int]] = {}  # shingle -> clusters whose primary text has it
     sizes: list[int] = []
     smallest = 0  # the fewest grams of any cluster's text
     for item in items:
-        exact = [(("link", item.link), "same-url")] if item.link else []
-        if not item.key.startswith("text:"):
-            exact.append((("url", item.key), "same-url"))
-        exact.append((("text", item.key), "same-text"))
-        if item.folded:
-            exact.append((("folded", item.folded), "same-text"))
-        target, why = None, None
-        for key, reason in exact:
-            if key in by_exact:
-                target, why = by_exact[key][0], reason
-                break
+        url_keys = [k for k in (item.link, None if item.key.startswith("text:") else item.key) if k]
+        text_keys = [item.key] + ([item.folded] if item.folded else [])
+        target = next((by_link[k] for k in url_keys if k in by_link), None)
+        why = "same-url" if target is not None else None
         folded = item.folded
         grams = shingles(folded, params.shingle)
+        if target is None:
+            c = next((by_text[k] for k in text_keys if k in by_text), None)
+            if c is not None and _may_join_on_text(clusters[c], item, folded):
+                target, why = c, "same-text"
         if target is None and len(folded) >= params.min_len:
             shared = Counter(chain.from_iterable(postings.get(g, ()) for g in grams))  # counted in C
             # Clusters sharing a handful of common grams (particles, punctuation) cannot pass: a
             # Jaccard of j needs j * len(grams) shared, a containment of c needs c * the smaller set.
             floor = min(len(grams) * min(params.jaccard, params.jaccard_short),
                         params.containment * smallest)
-            for c in sorted(c for c, k in shared.items() if k >= floor):  # earliest first, as a pairwise scan
+            best = 0.0
+            for c in sorted(c for c, k in shared.items() if k >= floor):  # earliest first: it wins ties
                 other = clusters[c].folded
                 if len(other) < params.min_len or not _could_pass(shared[c], len(grams), sizes[c], params):
                     continue
-                why = _decide(_similarity_from(folded, other, shared[c], len(grams), sizes[c]), params)
-                if why:
-                    target = c
-                    break
+                s = _similarity_from(folded, other, shared[c], len(grams), sizes[c])
+                if s.jaccard > best and _decide(s, params) and _may_join_on_text(clusters[c], item, folded):
+                    target, why, best = c, "near-duplicate", s.jaccard
         if target is None:
             target = len(clusters)
             clusters.append(_Cluster([item], [""], folded))
@@ -395,10 +439,11 @@ def _cluster(items: Sequence[Item], params: Params = PARAMS) -> list[_Cluster]:
             for g in grams:
                 postings.setdefault(g, []).append(target)
         else:
-            clusters[target].items.append(item)
-            clusters[target].whys.append(why or "near-duplicate")
-        for key, _reason in exact:
-            by_exact.setdefault(key, (target, _reason))
+            clusters[target].add(item, why or "near-duplicate")
+        for k in url_keys:
+            by_link.setdefault(k, target)
+        for k in text_keys:
+            by_text.setdefault(k, target)
     return clusters
 
 
@@ -449,7 +494,7 @@ def _best_of(items: Sequence[Item]) -> Item:
                    published_from=source, link=link, image=image, position=position)
 
 
-def merge(stored: Entry, item: Item, now: datetime) -> Entry:
+def merge(stored: Entry, item: Item, now: datetime, *, moved: bool = False) -> Entry:
     """A stored story seen again: the best of each field; updated_at moves only if a reader sees a change.
 
     Text (summary, its HTML, and a title derived from it) is the newest; a real headline beats a derived
@@ -467,7 +512,7 @@ def merge(stored: Entry, item: Item, now: datetime) -> Entry:
         stored,
         title=title,
         title_is_derived=derived,
-        link=stored.link or item.link,
+        link=item.link if moved and item.link else stored.link or item.link,  # a moved story's new address
         summary=item.summary or stored.summary,
         summary_html=item.summary_html if item.summary else stored.summary_html,
         published=published,
@@ -498,39 +543,89 @@ def _new_entry(item: Item, entry_id: str, topic_id: str, now: datetime) -> Entry
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What find_stored_many() asks about one story of a batch."""
+
+    keys: Iterable[str]  # its links and text keys
+    folded: str  # its evidence text ("" when it has none: only its links identify it)
+    buckets: Sequence[int]
+    links: dict[str, str] = field(default_factory=dict)  # source page -> its link there
+    title: str = ""  # its folded headline ("" when derived from the summary)
+
+
 def find_stored(item_keys: Iterable[str], folded: str, store: StoreView,
                 bucket_ids: Sequence[int] | None = None) -> tuple[Entry, str, str] | None:
-    """The stored story this text belongs to: (entry, stored folded text, why), or None.
+    """The stored story a link-less text belongs to: (entry, stored folded text, why), or None.
 
     Exact keys first (index look-ups), then the LSH candidates, verified by same_story()."""
-    return find_stored_many([(item_keys, folded, buckets(folded) if bucket_ids is None else bucket_ids)],
+    return find_stored_many([Query(item_keys, folded, buckets(folded) if bucket_ids is None else bucket_ids)],
                             store)[0]
 
 
-def find_stored_many(texts: Sequence[tuple[Iterable[str], str, Sequence[int]]], store: StoreView
+def _title_of(e: Entry) -> str:
+    return "" if e.title_is_derived else fold(e.title)
+
+
+def text_may_identify(stored: Entry, q: Query, on_page: dict[str, set[str]]) -> str | None:
+    """Why the stored story may be this one on text alone ("same-text" stands for either text verdict),
+    or None where links decide that it is not. The rules, in order:
+
+    - a link-less story (either side): text decides;
+    - the stored story came from another source: syndication, on a long text only;
+    - it came from this source: only if its link is gone from the page now and the headlines agree
+      (the story moved to a new address); a link still listed is a different item.
+    """
+    if not q.links or not stored.link:
+        return "text"
+    if stored.link in q.links.values():
+        return "text"
+    if stored.source_url not in q.links:
+        return "syndicated" if len(q.folded) >= SYNDICATION_LEN else None
+    if stored.link in on_page.get(stored.source_url, ()):
+        return None
+    title = _title_of(stored)
+    if q.title and title:
+        return "moved" if q.title == title or same_story(q.title, title) else None
+    return "moved" if len(q.folded) >= SYNDICATION_LEN else None
+
+
+def find_stored_many(queries: Sequence[Query], store: StoreView, on_page: dict[str, set[str]] | None = None
                      ) -> list[tuple[Entry, str, str] | None]:
-    """find_stored() of each (keys, folded text, bucket ids), with a handful of queries for all of them."""
+    """The stored story of each query, with a handful of queries for all of them: (entry, its stored
+    folded text, why: "same-url", "same-text", "near-duplicate" or "moved"), or None.
+
+    `on_page`: the links each source page of the batch lists now (for the "moved" rule)."""
+    on_page = on_page or {}
     # URLs before text hashes: a story's own address outranks a text another story once had
-    hits = store.find_by_keys([sorted(keys, key=_url_first) for keys, _, _ in texts])
-    found: list[tuple[Entry, str, str] | None] = [
-        None if hit is None else (hit[0], hit[1], "same-text" if _is_text_key(hit[2]) else "same-url")
-        for hit in hits]
-    near = [i for i, hit in enumerate(hits) if hit is None]
-    best: dict[int, tuple[str, str]] = {}  # text index -> (entry id, stored folded text)
-    for i, candidates in zip(near, store.near_candidates([texts[i][2] for i in near])):
-        winner: tuple[float, str, str] | None = None
+    hits = store.find_by_keys([sorted(q.keys, key=_url_first) for q in queries])
+    found: list[tuple[Entry, str, str] | None] = [None] * len(queries)
+    for i, (q, hit) in enumerate(zip(queries, hits)):
+        if hit is None:
+            continue
+        entry, stored_folded, key = hit
+        if not _is_text_key(key):
+            found[i] = (entry, stored_folded, "same-url")
+        elif (rule := text_may_identify(entry, q, on_page)) is not None:
+            found[i] = (entry, stored_folded, "moved" if rule == "moved" else "same-text")
+    near = [i for i, f in enumerate(found) if f is None and queries[i].folded]
+    passing: dict[int, list[tuple[float, str, str]]] = {}  # query -> (score, entry id, stored text), best first
+    for i, candidates in zip(near, store.near_candidates([queries[i].buckets for i in near])):
+        scored = []
         for entry_id, stored_folded in candidates:
-            why, score = _judged(texts[i][1], stored_folded)
-            if why is None:
-                continue
-            if winner is None or score > winner[0] or (score == winner[0] and entry_id < winner[1]):
-                winner = (score, entry_id, stored_folded)
-        if winner is not None:
-            best[i] = winner[1:]
-    loaded = store.entries_by_id({entry_id for entry_id, _ in best.values()})
-    for i, (entry_id, stored_folded) in best.items():
-        if entry_id in loaded:
-            found[i] = (loaded[entry_id], stored_folded, "near-duplicate")
+            why, score = _judged(queries[i].folded, stored_folded, over_time=True)
+            if why is not None:
+                scored.append((score, entry_id, stored_folded))
+        if scored:
+            passing[i] = sorted(scored, key=lambda t: (-t[0], t[1]))
+    loaded = store.entries_by_id({entry_id for scored in passing.values() for _, entry_id, _ in scored})
+    for i, scored in passing.items():
+        # the best match that links allow, not the first that passes
+        for _, entry_id, stored_folded in scored:
+            candidate = loaded.get(entry_id)
+            if candidate is not None and (rule := text_may_identify(candidate, queries[i], on_page)) is not None:
+                found[i] = (candidate, stored_folded, "moved" if rule == "moved" else "near-duplicate")
+                break
     return found
 
 
@@ -549,29 +644,50 @@ def plan(items: Sequence[Item], store: StoreView, topic_id: str, now: datetime, 
 
     `groups`: the items' clusters when already known (group_page() of the one page they came from).
     The text caches it fills are bounded (TEXT_CACHE); forget_texts() empties them."""
-    return _plan(_cluster(items) if groups is None else _clusters_of(items, groups), store, topic_id, now)
+    on_page: dict[str, set[str]] = {}
+    for it in items:
+        if it.link:
+            on_page.setdefault(it.source_url, set()).add(it.link)
+    clusters = _cluster(items) if groups is None else _clusters_of(items, groups)
+    return _plan(clusters, store, topic_id, now, on_page)
 
 
-def _plan(clusters: list[_Cluster], store: StoreView, topic_id: str, now: datetime) -> Plan:
+def _query(cluster: _Cluster, keys: set[str]) -> Query:
+    primary = cluster.items[0]
+    title = next((fold(it.title) for it in cluster.items if not it.title_is_derived), "")
+    return Query(keys, cluster.folded, cluster.buckets, dict(cluster.links), title if primary.link else "")
+
+
+def _plan(clusters: list[_Cluster], store: StoreView, topic_id: str, now: datetime,
+          on_page: dict[str, set[str]]) -> Plan:
     result = Plan()
-    claimed: dict[str, Entry] = {}  # entry id -> the plan's entry (two clusters may find one story)
+    claimed: dict[str, dict[str, str]] = {}  # entry id -> the links per page of the clusters it took
     minted: set[str] = set()
     cluster_keys = [set().union(*map(_item_keys, cluster.items)) for cluster in clusters]
     # Every look-up at once (plan writes nothing, so the store cannot change under the loop below).
-    found_all = find_stored_many([(keys, c.folded, c.buckets) for keys, c in zip(cluster_keys, clusters)], store)
+    found_all = find_stored_many([_query(c, k) for c, k in zip(clusters, cluster_keys)], store, on_page)
     new_ids = {i: mint_id(c.items[0].key) for i, (c, f) in enumerate(zip(clusters, found_all)) if f is None}
     taken = store.existing_ids(new_ids.values())
-    for i, (cluster, keys, found) in enumerate(zip(clusters, cluster_keys, found_all)):
-        item = _best_of(cluster.items)
+    # A story found by its own link claims its entry before any found by text: two clusters may find
+    # one stored story, and only those that no page lists with different links can both be it.
+    order = sorted(range(len(clusters)), key=lambda i: (f := found_all[i]) is None or f[2] != "same-url")
+    for i in order:
+        cluster, keys, found = clusters[i], cluster_keys[i], found_all[i]
         if found is not None and found[0].id in claimed:
-            # Another cluster of this batch already became this entry: fold this one in.
             entry_id = found[0].id
-            for it in cluster.items:
-                result.merged.append((it, entry_id, found[2]))
-            result.keys[entry_id] |= keys
-            continue
+            if not _links_conflict(claimed[entry_id], cluster.links):
+                # Another cluster of this batch already became this entry: fold this one in.
+                for it in cluster.items:
+                    result.merged.append((it, entry_id, found[2]))
+                result.keys[entry_id] |= keys
+                claimed[entry_id].update(cluster.links)
+                continue
+            found = None  # a page lists both with different links: this one is a story of its own
+        item = _best_of(cluster.items)
         if found is None:
-            entry_id = new_ids[i]
+            entry_id = new_ids.get(i) or mint_id(cluster.items[0].key)
+            if i not in new_ids:
+                taken |= store.existing_ids([entry_id])
             n = 1
             while entry_id in minted or entry_id in taken:  # a key reused by another story
                 entry_id = mint_id(f"{cluster.items[0].key}#{n}")
@@ -582,8 +698,8 @@ def _plan(clusters: list[_Cluster], store: StoreView, topic_id: str, now: dateti
             result.new.append(entry)
             result.texts[entry_id] = (cluster.folded, cluster.buckets)
         else:
-            stored, stored_folded, _ = found
-            entry = merge(stored, item, now)
+            stored, stored_folded, why = found
+            entry = merge(stored, item, now, moved=why == "moved")
             if topic_id not in stored.topics:
                 entry.topics = tuple(sorted({*stored.topics, topic_id}))
                 result.joined_topic.append(entry.id)
@@ -594,7 +710,10 @@ def _plan(clusters: list[_Cluster], store: StoreView, topic_id: str, now: dateti
             else:
                 result.unchanged.append(entry)
             entry_id = entry.id
-        claimed[entry_id] = entry
+            if why != "same-url" and not (why == "same-text" and item.link == stored.link):
+                # text joined it to a story stored under another link, or none: show it, a user may disagree
+                result.merged.append((cluster.items[0], entry_id, why))
+        claimed[entry_id] = dict(cluster.links)
         result.keys[entry_id] = keys
         for it, why in zip(cluster.items[1:], cluster.whys[1:]):
             result.merged.append((it, entry_id, why))

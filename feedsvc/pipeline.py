@@ -376,10 +376,13 @@ def read_page(page: Page, selectors: Selectors | None, timezone: str, language: 
     # Imported when a page is read: a refresh whose pages all answer 304 never pays for these
     # imports (the parse workers have them preloaded).
     from feedsvc import extract, normalize
+    from feedsvc.normalize.evidence import without_boilerplate
 
     raws = extract.extract_items(page, selectors)
-    return raws, normalize.normalize_items(raws, normalize.NormalizeContext(
+    items = normalize.normalize_items(raws, normalize.NormalizeContext(
         page_url=page.url, fetched_at=page.fetched_at, timezone=timezone, language=language))
+    # text that items with different links share on this page (a teaser, a series label) is no evidence
+    return raws, without_boilerplate(items)
 
 
 @dataclass

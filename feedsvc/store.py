@@ -457,9 +457,14 @@ class Store:
                     "INSERT INTO entry_topics (topic, n, last_listed_at) VALUES (?, ?, ?) "
                     "ON CONFLICT (topic, n) DO UPDATE SET last_listed_at = excluded.last_listed_at",
                     [(topic_id, ns[e.id], listed) for e in plan.entries])
-                # first story to claim a key keeps it: a key never moves between stories
+                # First story to claim a key keeps it, except a story's own link: that address is the
+                # story's, even if an older story was once (wrongly) merged under it.
                 self._db.executemany("INSERT OR IGNORE INTO keys (key, n) VALUES (?, ?)",
-                                     [(k, ns[e.id]) for e in plan.entries for k in sorted(plan.keys.get(e.id, ()))])
+                                     [(k, ns[e.id]) for e in plan.entries for k in sorted(plan.keys.get(e.id, ()))
+                                      if k != e.link])
+                self._db.executemany("INSERT INTO keys (key, n) VALUES (?, ?) ON CONFLICT (key) "
+                                     "DO UPDATE SET n = excluded.n WHERE n != excluded.n",
+                                     [(e.link, ns[e.id]) for e in plan.entries if e.link])
         except sqlite3.Error as ex:
             raise StoreError(f"cannot save topic {topic_id!r} to {self.path}: {ex}") from ex
 
