@@ -325,6 +325,16 @@ class _Memo:
         self.good: dict[etree._Element, bool] = {}
         self.mild: dict[etree._Element, bool] = {}
         self.stream: dict[etree._Element, bool] = {}
+        self.main: dict[etree._Element, bool] = {}
+
+    def chain_main(self, chain: tuple[etree._Element, ...]) -> bool:
+        for el in chain:
+            v = self.main.get(el)
+            if v is None:
+                v = self.main[el] = el.tag in rules.GOOD_TAGS or (el.get("role") or "").lower() == "main"
+            if v:
+                return True
+        return False
 
     def chain_stream(self, chain: tuple[etree._Element, ...]) -> bool:
         for el in chain:
@@ -381,6 +391,7 @@ def _pre_score(g: Group, memo: _Memo, page_host: str) -> None:
     good = sum(1 for m in members if memo.chain_good(m.ancestors[max(0, m.block_depth - 3): m.block_depth]))
     mild = sum(1 for m in members if memo.chain_mild(m.ancestors[: m.block_depth]))
     stream = sum(1 for m in members if memo.chain_stream(m.ancestors[: m.block_depth]))
+    in_main = sum(1 for m in members if memo.chain_main(m.ancestors))
     ads = sum(1 for m in members if rules.AD_LINK.search(m.href))
     article_links = sum(1 for m in members if rules.ARTICLE_LINK.search(m.href)) / len(members)
     heading = sum(1 for m in members if m.in_heading) / len(members)
@@ -401,7 +412,8 @@ def _pre_score(g: Group, memo: _Memo, page_host: str) -> None:
     g.rel = tuple(first.sig[first.block_depth:])
     g.containers = {id(m.ancestors[m.block_depth - 1]) for m in members if m.block_depth > 0}
     g.notes = {"n": len(links), "median_width": med, "text": round(tf, 2), "distinct": round(distinct, 2),
-               "in_bad_box": bad, "in_good_box": good, "in_mild_box": mild, "in_stream": stream, "ad_links": ads,
+               "in_bad_box": bad, "in_good_box": good, "in_mild_box": mild, "in_stream": stream, "in_main": in_main,
+               "ad_links": ads,
                "article_links": round(article_links, 2), "headings": round(heading, 2), "external": external}
 
 
@@ -511,6 +523,32 @@ def _image_of(m: Anchor, base: str | None) -> str | None:
     return None
 
 
+def is_pagination(href: str, page_url: str, base: str | None) -> bool:
+    """/page/3/, or this page's own path with another page number (?p=2): not a story."""
+    target = urlsplit(urljoin(base or page_url, href))
+    if rules.PAGE_PATH.search(target.path):
+        return True
+    return bool(target.query) and target.path == urlsplit(page_url).path and bool(rules.PAGE_QUERY.search(target.query))
+
+
+def not_an_item(m: Anchor, page_url: str, base: str | None) -> bool:
+    """A block of the list that is no story: "More"/"次へ", pagination, a promotion, a labelled ad, home."""
+    title = m.title.casefold()
+    if rules.ACTION_TEXT.match(title) or rules.PROMO_TEXT.search(title):
+        return True
+    if rules.PROMO_HREF.search(m.href) or is_pagination(m.href, page_url, base):
+        return True
+    target = urlsplit(urljoin(base or page_url, m.href))
+    if target.path in ("", "/") and not target.query:
+        return True  # the site's home page
+    block = m.block if m.block is not None else m.el
+    for el in block.iter():
+        if el is not m.el and isinstance(el.tag, str) and not len(el) and el.text and len(el.text) < 30 \
+                and el.text.strip().casefold() in rules.AD_LABELS:
+            return True
+    return False
+
+
 def _raw_item(m: Anchor, base: str | None, found_by: str) -> RawItem:
     date, date_text = _date_of(m)
     summary, summary_html = _summary_of(m)
@@ -597,6 +635,11 @@ def automatic(page_url: str, text: str) -> Outcome:
         _pre_score(g, memo, host)
         if g.pre > 0:
             groups.append(g)
+    # a page that marks its main content (<main>, role=main): lists outside it are side columns
+    if any(g.notes["in_main"] * 2 >= len(g.members) for g in groups):
+        for g in groups:
+            if g.notes["in_main"] * 2 < len(g.members):
+                g.pre *= rules.OUTSIDE_MAIN_FACTOR
     groups.sort(key=lambda g: -g.pre)
     top = groups[:TOP_GROUPS]
     for g in top:
@@ -636,7 +679,8 @@ def automatic(page_url: str, text: str) -> Outcome:
         same_host = sum(1 for m in g.members if urlsplit(urljoin(page_base, m.href)).hostname in best_hosts)
         if same_host * 2 >= len(g.members):
             chosen.append(g)
-    members = sorted((m for g in chosen for m in g.members), key=lambda m: m.order)
+    members = sorted((m for g in chosen for m in g.members if not not_an_item(m, page_url, base)),
+                     key=lambda m: m.order)
     items = dedupe_by_link([_raw_item(m, base, best.kind) for m in members], page_url, base)
     reason = (f"{best.kind}: {len(items)} items in blocks {'/'.join(best.sig[-4:])} "
               f"(score {best.score:.1f}; {', '.join(f'{k}={v}' for k, v in best.notes.items())})")

@@ -134,6 +134,29 @@ ACTION_TEXT = re.compile(
     re.IGNORECASE,
 )
 
+# Blocks of a listing that are no story (issue 18): promotions slotted into the list ...
+PROMO_TEXT = re.compile(
+    r"^(?:buy|shop|order|subscribe|sign up|join|try|get|download|book|save)\b.{0,60}"
+    r"(?:today|now|free|finance|offer|deal|discount|%|percent|newsletter|app|trial)\b|"
+    r"stay (?:up to date|informed|in the loop)|\bnewsletter\b|subscribe (?:now|today|to our)|"
+    r"sign up (?:now|today|for)|abonnieren|jetzt (?:abo|testen|abonnieren)|"
+    r"メルマガ|会員登録|無料(?:登録|体験)|購読のお申し込み",
+    re.IGNORECASE,
+)
+PROMO_HREF = re.compile(
+    r"/(?:newsletters?|subscribe|subscription|signup|sign-up|register|abo|shop|store|login)(?:[/?#.]|$)", re.IGNORECASE)
+# ... a block labelled as an ad (an element whose whole text is one of these) ...
+AD_LABELS = frozenset({
+    "ad", "ads", "advert", "advertisement", "sponsored", "sponsored content", "promoted", "paid post",
+    "partner content", "anzeige", "werbung", "publicité", "pubblicità", "publicidad", "reklame", "pr", "[pr]",
+    "広告", "スポンサー", "スポンサーリンク", "广告", "廣告", "광고",
+})
+# ... and pagination: /page/3/, or the page's own path with a page number in the query (?page=2).
+# WordPress writes posts as ?p=1531 on the blog's own path: ?p= is a page only up to 20.
+PAGE_PATH = re.compile(r"/page/\d+/?$", re.IGNORECASE)
+PAGE_QUERY = re.compile(r"(?:^|&)(?:(?:page|pg|paged|pagenum|start|offset)=\d{1,4}|p=(?:1?\d|20))(?:&|$)",
+                        re.IGNORECASE)
+
 # ----------------------------------------------------------------------------- thresholds
 
 MIN_TITLE_WEIGHT = 10  # a headline is at least ~10 Latin or ~5 CJK characters
@@ -143,6 +166,7 @@ MIN_ITEMS = 3  # fewer repeated blocks than this is not a listing ...
 MIN_ITEMS_STRONG = 2  # ... unless each is an <article> or carries a date
 MIN_SCORE = 4.0  # a group scoring below this is noise: the page has no listing
 MIN_SCORE_BARE = 7.0  # ... and a bare list of links (no heading, date, summary, image) needs more
+OUTSIDE_MAIN_FACTOR = 0.4  # a list outside the page's <main> when another one is inside it
 MIN_SUMMARY_WEIGHT = 30  # shorter leftover text is byline or metadata, not a summary
 
 # ----------------------------------------------------------------------------- dates as written
