@@ -29,6 +29,8 @@ PATTERNS = {
     "front-cards-briefs": "1: cards in <main> over a longer column of dated briefs",
     "reviews-slider-offsite-news": "1: a slider of reviews over a news box fed from another site",
     "promo-pagination-list": "4: promotions, a labelled ad, pagination and navigation are no items",
+    "lazy-images-teasers": "5, 6: lazy-load images over icons and placeholders; teasers in a second <a> or "
+                           "beginning with the headline",
 }
 
 
@@ -69,3 +71,32 @@ def test_pattern_page_through_refresh(name, http_server, tmp_path):
     assert got == want
     titles = {e.title for e in feed.entries}
     assert not titles & set(spec.get("must_exclude", []))
+
+
+def test_images_and_teasers_through_refresh(http_server, tmp_path):
+    spec = spec_of("lazy-images-teasers")
+    feed = refresh_page("lazy-images-teasers", http_server, tmp_path)
+    by_title = {e.title: e for e in feed.entries}
+    for want in spec["items"]:
+        entry = by_title[want["title"]]
+        assert local(entry.media_thumbnail[0]["url"], entry.link) == local(want["image"], spec["url"])
+        assert entry.summary == want["summary"]
+
+
+@pytest.mark.parametrize("img, picture", [
+    pytest.param('<img src="/icons/pdf.png" width="16" height="16">', None, id="pdf-icon"),
+    pytest.param('<img src="/img/photo.jpg" width="1" height="1">', None, id="spacer-by-size"),
+    pytest.param('<img src="/static/loading.png" data-src="/img/real.jpg">', "/img/real.jpg", id="data-src"),
+    pytest.param('<img src="data:image/gif;base64,R0lGOD" data-original="/img/o.jpg">', "/img/o.jpg", id="data-original"),
+    pytest.param('<img src="/img/blank.gif" data-lazy-src="/img/l.jpg">', "/img/l.jpg", id="data-lazy-src"),
+    pytest.param('<img srcset="/a-320.jpg 320w, /a-960.jpg 960w, /a-640.jpg 640w">', "/a-960.jpg", id="srcset-widest"),
+    pytest.param('<img src="/img/placeholder.png">', None, id="placeholder-only"),
+    pytest.param('<img src="/img/ok.jpg" width="600">', "/img/ok.jpg", id="plain"),
+])
+def test_picture_of_an_img(img, picture):
+    from lxml import etree
+
+    from feedsvc.extract.html import picture_of
+
+    el = etree.fromstring(img.encode(), etree.HTMLParser()).find(".//img")
+    assert picture_of(el) == picture

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 from lxml import etree
@@ -461,6 +462,16 @@ def _is_meta_line(text: str) -> bool:
     return found is not None and len(found) * 2 >= len(text)
 
 
+def _is_teaser(text: str, title: str) -> bool:
+    """Long enough to be a summary, and more than the headline again: a teaser that begins with the
+    headline and goes on is kept (issue 17), one that only repeats it is not."""
+    if weight(text) < rules.MIN_SUMMARY_WEIGHT:
+        return False
+    if title and title in text:
+        return weight(text) - weight(title) >= rules.MIN_SUMMARY_WEIGHT
+    return True
+
+
 def _summary_of(m: Anchor) -> tuple[str | None, str | None]:
     block = m.block if m.block is not None else m.el
     if block is m.el and next(m.el.iter(*HEADINGS), None) is None:
@@ -477,11 +488,12 @@ def _summary_of(m: Anchor) -> tuple[str | None, str | None]:
             cls = (el.get("class") or "").lower()
             if cls and any(w in cls for w in rules.SUMMARY_WORDS) and "title" not in cls:
                 t = text_of(el)
-                if weight(t) >= rules.MIN_SUMMARY_WEIGHT and m.title not in t[: len(m.title) + 2]:
+                if _is_teaser(t, m.title):
                     classed = (el, t)
-        if para is None and el.tag == "p":
+        # a paragraph, or the teaser linked again to the story (a second <a> in the block)
+        if para is None and (el.tag == "p" or (el.tag == "a" and el is not m.el and not len(el))):
             t = text_of(el)
-            if weight(t) >= rules.MIN_SUMMARY_WEIGHT and m.title not in t and not _is_meta_line(t):
+            if _is_teaser(t, m.title) and not _is_meta_line(t) and not rules.ACTION_TEXT.match(t):
                 para = (el, t)
         if classed is not None:
             break
@@ -513,13 +525,56 @@ def _date_of(m: Anchor) -> tuple[object, str | None]:
     return None, rules.find_date_text(text) or _sibling_date(block)
 
 
+def _side(value: str | None) -> int | None:
+    digits = (value or "").strip().removesuffix("px")
+    return int(digits) if digits.isdigit() else None
+
+
+def _widest(srcset: str) -> str | None:
+    best, best_w = None, -1.0
+    for candidate in srcset.split(","):
+        parts = candidate.split()
+        if not parts or parts[0].startswith("data:"):
+            continue
+        w = 0.0
+        if len(parts) > 1 and parts[1][:-1].replace(".", "", 1).isdigit():
+            w = float(parts[1][:-1])
+        if w > best_w:
+            best, best_w = parts[0], w
+    return best
+
+
+class _Attrs(Protocol):
+    def get(self, key: str) -> Any: ...
+
+
+def picture_of(img: _Attrs) -> str | None:
+    """The picture an <img> shows once loaded: lazy-load attributes, then srcset, then src; None for
+    icons, spacers and placeholders (by written size or by file name)."""
+    for side in (img.get("width"), img.get("height")):
+        n = _side(side)
+        if n is not None and n < rules.MIN_PICTURE_SIDE:
+            return None
+    found = [v for v in ((img.get(a) or "").strip() for a in rules.IMAGE_ATTRS[:-1]) if v and not v.startswith("data:")]
+    for attr in rules.SRCSET_ATTRS:
+        widest = _widest(img.get(attr) or "")
+        if widest:
+            found.append(widest)
+    src = (img.get("src") or "").strip()
+    if src and not src.startswith("data:"):
+        found.append(src)
+    for url in found:
+        if not rules.NOT_A_PICTURE.search(urlsplit(url).path):
+            return url
+    return None
+
+
 def _image_of(m: Anchor, base: str | None) -> str | None:
     block = m.block if m.block is not None else m.el
-    for img in block.iter("img"):
-        for attr in ("data-src", "data-original", "data-lazy-src", "src"):
-            src = (img.get(attr) or "").strip()
-            if src and not src.startswith("data:"):
-                return resolve(src, base)
+    for img in block.iter("img", "source"):
+        url = picture_of(img)
+        if url:
+            return resolve(url, base)
     return None
 
 

@@ -157,6 +157,18 @@ PAGE_PATH = re.compile(r"/page/\d+/?$", re.IGNORECASE)
 PAGE_QUERY = re.compile(r"(?:^|&)(?:(?:page|pg|paged|pagenum|start|offset)=\d{1,4}|p=(?:1?\d|20))(?:&|$)",
                         re.IGNORECASE)
 
+# Images: lazy-load attributes hold the real picture while src holds a placeholder, so they come
+# first; srcset candidates ("a.jpg 320w, b.jpg 640w") give the widest.
+IMAGE_ATTRS = ("data-src", "data-original", "data-lazy-src", "data-lazy", "data-url", "data-hi-res-src", "src")
+SRCSET_ATTRS = ("data-srcset", "data-lazy-srcset", "srcset")
+# File names of icons, spacers and loading placeholders: never an item's picture.
+NOT_A_PICTURE = re.compile(
+    r"(?:^|[/_.-])(?:icons?|spacer|blank|pixel|1x1|transparent|spinner|loading|loader|placeholder|"
+    r"dummy|arrow|bullet|logo|pdf|rss)(?:[/_.-]|\d|$)|\.svg$",
+    re.IGNORECASE,
+)
+MIN_PICTURE_SIDE = 40  # an <img> with width or height written below this (px) is an icon or a spacer
+
 # ----------------------------------------------------------------------------- thresholds
 
 MIN_TITLE_WEIGHT = 10  # a headline is at least ~10 Latin or ~5 CJK characters

@@ -16,7 +16,7 @@ from bs4 import BeautifulSoup, Tag
 from soupsieve import SelectorSyntaxError
 
 from feedsvc.config import FieldSelector, Selectors
-from feedsvc.extract.html import clean_href, dedupe_by_link, resolve
+from feedsvc.extract.html import clean_href, dedupe_by_link, picture_of, resolve
 from feedsvc.extract.rules import fold_ws
 from feedsvc.extract.structured import parse_iso_date
 from feedsvc.model import RawItem
@@ -55,13 +55,11 @@ def _dead_link(el: Tag) -> bool:
 
 
 def _image_of(el: Tag) -> str | None:
-    img = el if el.name == "img" else el.find("img")
-    if img is None:
-        return None
-    for name in ("src", "data-src", "data-original", "data-lazy-src"):
-        value = _attr(img, name)
-        if value and not value.startswith("data:"):
-            return value
+    # the first <img> that shows a picture: lazy-load attributes and srcset read, icons skipped
+    for img in ([el] if el.name == "img" else el.find_all(["img", "source"])):
+        url = picture_of(img)
+        if url:
+            return url
     return None
 
 
