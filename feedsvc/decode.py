@@ -13,6 +13,16 @@ Order (first that decodes wins):
   4. detection from the bytes: UTF-8, then the Japanese legacy codecs (strict decode, scored),
      then charset-normalizer, then windows-1252 (the web's default).
 A label whose strict decode fails (the header or meta lies) is skipped, not obeyed.
+
+A few bad bytes are not a lie. A page that decodes with its declared charset but for a few invalid byte
+sequences (a stray 0xE9 in a UTF-8 page, one truncated character) keeps that charset, the bad sequences
+replaced by U+FFFD: switching the whole page to another codec for them turned every accent of a French
+page into mojibake, and a Japanese page into an error. The line between "a few bad bytes" and "a wrong
+label" is the share of bad sequences among the non-ASCII ones (_few_bad): a wrong label fails on most of
+them (Shift_JIS read as UTF-8, windows-1252 read as UTF-8), a damaged page on a handful. The same
+tolerance applies to a BOM, to the per-source override, to UTF-8 behind a single-byte server default and
+to UTF-8 found by detection. Strict decodes still come first: a label that decodes cleanly beats one
+that decodes with replacements.
 """
 
 from __future__ import annotations
@@ -68,7 +78,10 @@ _LABELS: dict[str, tuple[str, ...]] = {
     **_labels("utf-16be", ("utf-16-be",)),
 }
 
-_SINGLE_BYTE = re.compile(r"^(cp\d{3,4}|latin_1|iso8859_\d+|koi8_\w+|mac_\w+|tis_620|ascii|kz1048|ptcp154|hp_roman8)$")
+# By Python's codec name ("koi8-r", "iso8859-1"); cp932, cp936, cp949, cp950 and cp1361 are the double-byte
+# code pages of Shift_JIS, GBK, UHC, Big5 and Johab.
+_SINGLE_BYTE = re.compile(r"^(?:cp(?!(?:932|936|949|950|1361)$)\d{3,4}|latin[-_]1|iso8859[-_]\d+|koi8[-_]\w+"
+                          r"|mac[-_]\w+|tis[-_]620|ascii|kz1048|ptcp154|hp[-_]roman8)$")
 _JAPANESE = ("utf-8", "cp932", "euc_jp", "euc_jis_2004")  # the detection cascade, cheapest evidence first
 
 _CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?\s*([-\w.:+]+)""", re.I)
@@ -126,6 +139,50 @@ def _strict(body: bytes, codec: str) -> str | None:
         return None
 
 
+# How many bad sequences a page may have and still be in its charset (see the module docstring): a handful
+# when nearly all the others decode, or at most one in MAX_BAD_SHARE of the non-ASCII sequences.
+FEW_BAD = 4
+MAX_BAD_SHARE = 100
+
+
+def _few_bad(bad: int, good: int) -> bool:
+    return bad * MAX_BAD_SHARE <= good or (bad <= FEW_BAD and bad * 4 <= good)
+
+
+def _tolerant(body: bytes, codec: str) -> tuple[str, int] | None:
+    """`body` decoded with `codec`, invalid sequences as U+FFFD, and how many there were; None when they
+    are more than a few (the label is wrong, not the bytes)."""
+    if _is_single_byte(codec):
+        return None  # (a single-byte codec decodes anything: nothing to tolerate)
+    try:
+        text = body.decode(codec, "replace")
+    except LookupError:
+        return None
+    bad = text.count("\ufffd")
+    if codec == "utf-8":
+        bad -= body.count(b"\xef\xbf\xbd")  # U+FFFD written in the page is not a bad byte
+    non_ascii = len(text) - len(text.encode("ascii", "ignore"))
+    if bad <= 0 or not _few_bad(bad, non_ascii - bad):
+        return None
+    if _junk(text) - text.count("\ufffd") > max(2, len(text) // 100):  # binary: _looks_sane, U+FFFD aside
+        return None
+    return text, bad
+
+
+def _first_tolerant(body: bytes, labels: list[tuple[str, bool]]) -> tuple[str, str] | None:
+    """The declared codec with the fewest bad sequences, when they are few; bad ones replaced by U+FFFD."""
+    best: tuple[int, str, str] | None = None
+    for label, from_meta in labels:
+        for codec in codecs_for(label, from_meta=from_meta):
+            done = _tolerant(body, codec)
+            if done is not None and (best is None or done[1] < best[0]):
+                best = (done[1], done[0], codecs.lookup(codec).name)
+    if best is None:
+        return None
+    log.info("%d invalid byte sequence(s) in a %s page replaced by U+FFFD", best[0], best[2])
+    return best[1], best[2]
+
+
 def _junk(text: str) -> int:
     return len(_JUNK.findall(text))
 
@@ -176,6 +233,9 @@ def _detect(body: bytes) -> tuple[str, str] | None:
             best = (score, text, codec)
     if best is not None and _looks_sane(best[1]) and best[0] <= max(4, len(best[1]) // 200):
         return best[1], best[2]
+    tolerated = _tolerant(body, "utf-8")  # UTF-8 but for a few bad bytes: far likelier than any guess
+    if tolerated is not None:
+        return tolerated[0], "utf-8"
     guess = _normalizer_guess(body)
     if guess:
         for codec in codecs_for(guess):
@@ -205,7 +265,7 @@ def decode_body(body: bytes, *, content_type: str | None = None,
     every candidate encoding).
     """
     if override:
-        found = _first_decoding(body, override, from_meta=False)
+        found = _first_decoding(body, override, from_meta=False) or _first_tolerant(body, [(override, False)])
         if found:
             return found
         log.warning("the configured encoding %r does not decode this page; detecting instead", override)
@@ -214,6 +274,9 @@ def decode_body(body: bytes, *, content_type: str | None = None,
             text = _strict(body[len(bom):], codec)
             if text is not None:
                 return text, codec
+            with_bad = _tolerant(body[len(bom):], codec)
+            if with_bad is not None:
+                return with_bad[0], codec
             break  # a BOM on bytes that do not decode: fall through to the labels
     declared: list[tuple[str, bool]] = []
     if (h := header_charset(content_type)) is not None:
@@ -238,8 +301,15 @@ def decode_body(body: bytes, *, content_type: str | None = None,
             utf8 = _strict(body, "utf-8")
             if utf8 is not None:  # a server default of ISO-8859-1 in front of a UTF-8 page
                 return utf8, "utf-8"
+            tolerated = _first_tolerant(body, [("utf-8", False)])  # ... with a stray byte in it
+            if tolerated is not None:
+                return tolerated
         return results[0]
     if declared:
+        # A few bad bytes in a page of the declared charset: keep the charset, replace those bytes.
+        tolerated = _first_tolerant(body, declared)
+        if tolerated is not None:
+            return tolerated
         log.info("declared charset %s does not decode; detecting", " / ".join(label for label, _ in declared))
     found = _detect(body)
     if found is None:
