@@ -580,10 +580,16 @@ def _image_of(m: Anchor, base: str | None) -> str | None:
 
 def is_pagination(href: str, page_url: str, base: str | None) -> bool:
     """/page/3/, or this page's own path with another page number (?p=2): not a story."""
-    target = urlsplit(urljoin(base or page_url, href))
-    if rules.PAGE_PATH.search(target.path):
+    path, _, query = href.partition("#")[0].partition("?")
+    if rules.PAGE_PATH.search(path):
         return True
-    return bool(target.query) and target.path == urlsplit(page_url).path and bool(rules.PAGE_QUERY.search(target.query))
+    if not query or not rules.PAGE_QUERY.search(query):
+        return False
+    return urlsplit(urljoin(base or page_url, href)).path == urlsplit(page_url).path
+
+
+def _host_of(href: str, default: str | None) -> str | None:
+    return urlsplit(href).hostname if "://" in href[:12] else default
 
 
 def not_an_item(m: Anchor, page_url: str, base: str | None) -> bool:
@@ -591,10 +597,13 @@ def not_an_item(m: Anchor, page_url: str, base: str | None) -> bool:
     title = m.title.casefold()
     if rules.ACTION_TEXT.match(title) or rules.PROMO_TEXT.search(title):
         return True
-    if rules.PROMO_HREF.search(m.href) or is_pagination(m.href, page_url, base):
+    href = m.href
+    if rules.PROMO_HREF.search(href) or is_pagination(href, page_url, base):
         return True
-    target = urlsplit(urljoin(base or page_url, m.href))
-    if target.path in ("", "/") and not target.query:
+    path, _, query = href.partition("#")[0].partition("?")
+    if "://" in path[:12]:
+        path = urlsplit(path).path or "/"
+    if path in ("/", "./") and not query:
         return True  # the site's home page
     block = m.block if m.block is not None else m.el
     for el in block.iter():
@@ -712,7 +721,8 @@ def automatic(page_url: str, text: str) -> Outcome:
     per_link = best.pre / _n_term(int(best.notes["n"]))
     best_path: set[int] | None = None
     page_base = base or page_url
-    best_hosts = {urlsplit(urljoin(page_base, m.href)).hostname for m in best.members}
+    page_host = urlsplit(page_base).hostname
+    best_hosts = {_host_of(m.href, page_host) for m in best.members}
     for g in groups:
         if g is best or g.notes.get("in_bad_box") or g.notes.get("text", 0) < 0.5:
             continue
@@ -731,7 +741,7 @@ def automatic(page_url: str, text: str) -> Outcome:
         if not (same_shape or same_list or section_head):
             continue
         # a box of the same shape feeding another part of the site (its blog, its forum) is another list
-        same_host = sum(1 for m in g.members if urlsplit(urljoin(page_base, m.href)).hostname in best_hosts)
+        same_host = sum(1 for m in g.members if _host_of(m.href, page_host) in best_hosts)
         if same_host * 2 >= len(g.members):
             chosen.append(g)
     members = sorted((m for g in chosen for m in g.members if not not_an_item(m, page_url, base)),
