@@ -76,8 +76,8 @@ def add_common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> No
                         help="log lines as text or as one JSON object per line")
     parser.add_argument("-q", "--quiet", action="store_true", default=default(False),
                         help="print only errors (for cron)")
-    parser.add_argument("-v", "--verbose", action="store_true", default=default(False),
-                        help="print the summary lines even when not on a terminal")
+    parser.add_argument("-v", "--verbose", action="count", default=default(0),
+                        help="print the summary lines even when not on a terminal; -v -v: each merge too")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -218,11 +218,18 @@ def cmd_refresh(args: argparse.Namespace, config: Config, chatty: bool) -> int:
     progress.clear()
     failed = 0
     for r in results:
+        if r.restored:  # said even under --quiet: someone should know the state was lost
+            print(f"feedsvc: {r.topic}: the state had no stories: rebuilt {r.restored} entries from its "
+                  "published feed", file=sys.stderr)
         if chatty:
             failed_sources = len(r.failures)
             print(f"{r.topic}: {r.entries} entries, {r.new} new, {r.updated} updated, "
-                  f"{failed_sources} failed source{'s' if failed_sources != 1 else ''}"
+                  + (f"{len(r.merged)} merged, " if r.merged else "")
+                  + f"{failed_sources} failed source{'s' if failed_sources != 1 else ''}"
                   + ("" if r.feed_written else " (feed unchanged)"))
+            if args.verbose >= 2:  # so that a user can see a wrong merge
+                for item, into, why in r.merged:
+                    print(f"  merged   {item}  -> {into} ({why})")
         for s in r.failures:
             failed += 1
             print(f"feedsvc: {r.topic}: source failed: {s.url}: {s.error}", file=sys.stderr)
@@ -230,6 +237,8 @@ def cmd_refresh(args: argparse.Namespace, config: Config, chatty: bool) -> int:
 
 
 def print_plans(plans: Sequence[Any]) -> None:
+    from feedsvc import pipeline
+
     for tp in plans:
         p = tp.plan
         print(f"{tp.topic.id}: would add {len(p.new)}, update {len(p.updated)}, "
@@ -245,8 +254,8 @@ def print_plans(plans: Sequence[Any]) -> None:
                 if a != b:
                     print(f"           {label} was: {a}")
                     print(f"           {label} now: {b}")
-        for item, entry_id, why in p.merged:
-            print(f"  merged   {item.title}  -> {entry_id} ({why})")
+        for item, into, why in pipeline.merges(p):
+            print(f"  merged   {item}  -> {into} ({why})")
 
 
 def cmd_preview(args: argparse.Namespace, config: Config | None) -> int:

@@ -718,3 +718,18 @@ def _plan(clusters: list[_Cluster], store: StoreView, topic_id: str, now: dateti
         for it, why in zip(cluster.items[1:], cluster.whys[1:]):
             result.merged.append((it, entry_id, why))
     return result
+
+
+def restored(entries: Sequence[Entry], items: Sequence[Item], known: set[str]) -> Plan:
+    """A plan that stores published entries again, as they were (lost state rebuilt from a feed):
+    their ids, times and text, with the keys and evidence of the items they came from. An entry
+    already restored for another topic (`known` ids) is only listed in this one too."""
+    result = Plan()
+    for entry, item in zip(entries, items):
+        if entry.id in known:
+            result.unchanged.append(entry)
+        else:
+            result.new.append(entry)
+            result.texts[entry.id] = (item.folded, list(item_buckets(item)))
+        result.keys[entry.id] = _item_keys(item)
+    return result

@@ -141,6 +141,9 @@ class RefreshResult:
     feed_written: bool = False
     sources: list[SourceOutcome] = field(default_factory=list)
     seconds: float = 0.0
+    # items that became another item's entry: (the item's title and link, the entry's title, why)
+    merged: list[tuple[str, str, str]] = field(default_factory=list)
+    restored: int = 0  # entries rebuilt from the published feed because the state had none
 
     @property
     def failures(self) -> list[SourceOutcome]:

@@ -101,6 +101,7 @@ def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: date
     with ExitStack() as stack:
         stack.callback(dedupe.forget_texts)  # the plans' text caches serve this refresh only
         store = stack.enter_context(Store.open(config.state))
+        restored = restore_lost_state(config, store, now)
         wanted = workers_for(topics)
         if workers is None or wanted == 1:
             workers = stack.enter_context(Workers(wanted))
@@ -141,8 +142,39 @@ def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: date
         publish_indexes(config, store)
         order = {t.id: i for i, t in enumerate(topics)}
         results.sort(key=lambda r: order[r.topic])
+        for r in results:
+            r.restored = restored.get(r.topic, 0)
     log.debug("refresh of %d topic(s) took %.2fs", len(topics), time.monotonic() - started)
     return results
+
+
+def restore_lost_state(config: Config, store: Store, now: datetime) -> dict[str, int]:
+    """State lost is not items lost: when the state holds no story but feeds were published, store
+    again what the feeds hold (ids, text, first-seen and updated times) before anything is planned.
+    Returns the entries rebuilt per topic."""
+    if store.entry_count():
+        return {}
+    from feedsvc.normalize.evidence import as_item, without_boilerplate  # (see read_page)
+
+    restored: dict[str, int] = {}
+    known: set[str] = set()
+    for topic in config.topics:
+        entries = publish.read_entries(topic, config)
+        if not entries:
+            continue
+        items = [as_item(e) for e in entries]
+        by_page: dict[str, list[int]] = {}
+        for i, it in enumerate(items):
+            by_page.setdefault(it.source_url, []).append(i)
+        for indexes in by_page.values():  # the boilerplate rule, page by page, as when they were read
+            for i, it in zip(indexes, without_boilerplate([items[i] for i in indexes])):
+                items[i] = it
+        store.save(dedupe.restored(entries, items, known), topic.id, now)
+        known.update(e.id for e in entries)
+        restored[topic.id] = len(entries)
+        log.warning("topic %s: the state had no stories; rebuilt %d entries from %s", topic.id, len(entries),
+                    publish.feed_path(config, topic.id, "atom"))
+    return restored
 
 
 # How long saved topics wait for their group's commit (and their feeds for publishing).
@@ -232,8 +264,15 @@ class SaveGroup:
             topic=r.topic.id, entries=r.entries, new=len(plan.new) + len(joined),
             updated=len([1 for _, e in plan.updated if e.id not in joined]),
             unchanged=len(plan.unchanged), feed_written=bool(written), sources=r.plan.sources,
-            seconds=r.seconds,
+            seconds=r.seconds, merged=merges(plan),
         )
+
+
+def merges(plan: dedupe.Plan) -> list[tuple[str, str, str]]:
+    """The plan's merges as a user reads them: (item title <link>, the entry's title, why)."""
+    titles = {e.id: e.title for e in plan.entries}
+    return [(item.title + (f" <{item.link}>" if item.link else ""), titles.get(entry_id, entry_id), why)
+            for item, entry_id, why in plan.merged]
 
 
 def feed_key(config: Config, topic: TopicConfig, version: int) -> str:

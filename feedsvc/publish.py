@@ -47,6 +47,9 @@ _FORMAT_NAMES = {"atom": "Atom", "rss": "RSS", "json": "JSON Feed"}
 INDEX_ENTRIES = 10  # entries per topic on index.html
 JSONFEED_VERSION = "https://jsonfeed.org/version/1.1"
 ATOM_NS = "http://www.w3.org/2005/Atom"
+# An Atom extension element (RFC 4287 §6.4) on each entry with what a reader does not need but lost
+# state does: when feedsvc first saw the story, where, and how far to trust its date (read_entries).
+STATE_NS = PROJECT_URL + "/ns/entry-state/1"
 # uuid5 namespace for feed ids when there is no base_url: fixed forever, so the id never changes.
 FEED_ID_NAMESPACE = uuid.UUID("6f0c7f2e-4b8a-5d35-9a57-7c1d8e0f2a61")
 
@@ -176,6 +179,13 @@ class _Checked:
         self.date = self.published or _utc(e.first_seen_at, tid, f"entry {e.id} first_seen_at")
         self.image = _http_url(e.image)
         self.author = xml_safe(site_name(e.source_url, topic))
+        self.state = {"first-seen": rfc3339(_utc(e.first_seen_at, tid, f"entry {e.id} first_seen_at")),
+                      "linked": "true" if _http_url(e.link) else "false",
+                      "title-derived": "true" if e.title_is_derived else "false"}
+        if e.published_from:
+            self.state["date-from"] = e.published_from
+        if source := _http_url(e.source_url):  # never a local path (a file: source)
+            self.state["source"] = xml_safe(source)
 
 
 def _check_entries(topic: TopicConfig, entries: Sequence[Entry], config: Config) -> list[_Checked]:
@@ -215,7 +225,7 @@ class _Meta:
 
 
 @lru_cache(maxsize=None)
-def _feedgen_types() -> tuple[type[FeedGenerator], type, type, type]:
+def _feedgen_types() -> tuple[type[FeedGenerator], type, type, type, type, type]:
     """feedgen and our extensions of it, imported when a feed is first rendered: with lxml and
     dateutil that is a tenth of the CLI's start, which a refresh of unchanged pages never needs."""
     from feedgen.ext.base import BaseEntryExtension, BaseExtension
@@ -256,14 +266,32 @@ def _feedgen_types() -> tuple[type[FeedGenerator], type, type, type]:
         def extend_atom(self, atom_feed: Any) -> Any:
             return atom_feed
 
-    return FeedGenerator, _RssHubExtension, _AlternateLinkEntryExtension, _NoFeedExtension
+    class _StateFeedExtension(_NoFeedExtension):
+        def extend_ns(self) -> dict[str, str]:
+            return {"feedsvc": STATE_NS}
+
+    class _StateEntryExtension(BaseEntryExtension):
+        """<feedsvc:state first-seen=… source=… linked=… title-derived=… date-from=…/>"""
+
+        values: dict[str, str] = {}
+
+        def extend_atom(self, entry: Any) -> Any:
+            entry.append(entry.makeelement(f"{{{STATE_NS}}}state", self.values))
+            return entry
+
+        def extend_rss(self, item: Any) -> Any:
+            return item
+
+    return (FeedGenerator, _RssHubExtension, _AlternateLinkEntryExtension, _NoFeedExtension,
+            _StateFeedExtension, _StateEntryExtension)
 
 
 def _feedgen(topic: TopicConfig, meta: _Meta, entries: list[_Checked], fmt: str) -> FeedGenerator:
-    feed_generator, rss_hub, alternate_link, no_feed = _feedgen_types()
+    feed_generator, rss_hub, alternate_link, no_feed, state_feed, state_entry = _feedgen_types()
     fg = feed_generator()
     fg.load_extension("media")
     fg.register_extension("altlink", no_feed, alternate_link, atom=True, rss=False)
+    fg.register_extension("entrystate", state_feed, state_entry, atom=True, rss=False)
     fg.load_extension("dc", atom=False, rss=True)  # dc:creator: RSS <author> wants an email we lack
     fg.id(meta.id)
     fg.title(meta.title)
@@ -316,6 +344,7 @@ def _feedgen(topic: TopicConfig, meta: _Meta, entries: list[_Checked], fmt: str)
             fe.description(desc, isSummary=True)
         if c.image:
             fe.media.thumbnail({"url": c.image}, group=None)  # type: ignore[attr-defined]
+        fe.entrystate.values = c.state  # type: ignore[attr-defined]
     return fg
 
 
@@ -449,6 +478,65 @@ def write_feeds(topic: TopicConfig, entries: Sequence[Entry], config: Config) ->
         rendered.append((path, _render(topic, meta, checked, fmt)))
     # (the caller logs what was written: this may run in a worker process, which has no log handlers)
     return [path for path, data in rendered if write_atomic(path, data)]
+
+
+def read_entries(topic: TopicConfig, config: Config) -> list[Entry]:
+    """The entries of the topic's published Atom feed, as feedsvc wrote them: to rebuild lost state.
+
+    [] when there is no such feed or it cannot be read. Entries written before feedsvc added its
+    state element (or by hand) take their first-seen time from `updated`, their source from the topic."""
+    from lxml import etree  # installed with feedgen; only needed on this rare path
+
+    path = feed_path(config, topic.id, "atom")
+    if not path.exists():
+        return []
+    try:
+        root = etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True,
+                                                      huge_tree=False)).getroot()
+    except (OSError, etree.XMLSyntaxError) as exc:
+        log.warning("topic %s: cannot read %s to rebuild state: %s", topic.id, path, exc)
+        return []
+    a = f"{{{ATOM_NS}}}"
+    out = []
+    for position, el in enumerate(root.iter(a + "entry")):
+        try:
+            out.append(_entry_of(el, topic, position))
+        except ValueError as exc:  # a date written by hand, say: that entry only
+            log.warning("topic %s: %s: skipping an entry: %s", topic.id, path, exc)
+    return [e for e in out if e.id]
+
+
+def _entry_of(el: Any, topic: TopicConfig, position: int) -> Entry:
+    """One <entry> of a feed feedsvc wrote, as the Entry it was made from."""
+    from lxml import etree
+
+    a = f"{{{ATOM_NS}}}"
+
+    def text(tag: str) -> str:
+        found = el.find(a + tag)
+        return "" if found is None or found.text is None else found.text
+
+    state = el.find(f"{{{STATE_NS}}}state")
+    st = dict(state.attrib) if state is not None else {}
+    updated = datetime.fromisoformat(text("updated"))
+    published = datetime.fromisoformat(text("published")) if text("published") else None
+    link = next((x.get("href") for x in el.iter(a + "link") if x.get("rel", "alternate") == "alternate"), None)
+    summary_el = el.find(a + "summary")
+    summary_html = None
+    summary = text("summary") or text("content")
+    if summary_el is not None and summary_el.get("type") == "html":
+        summary_html = summary
+        summary = " ".join(etree.HTML(f"<div>{summary}</div>").xpath("string()").split()) if summary else ""
+    thumb = el.find("{http://search.yahoo.com/mrss/}thumbnail")
+    return Entry(
+        id=text("id"), title=text("title"), title_is_derived=st.get("title-derived") == "true",
+        link=link if st.get("linked", "true") == "true" else None, summary=summary,
+        summary_html=summary_html, published=published,
+        published_from=(st.get("date-from") or "text") if published else None,
+        image=thumb.get("url") if thumb is not None else None,
+        source_url=st.get("source") or (topic.sources[0].url if topic.sources else ""),
+        position=position, first_seen_at=datetime.fromisoformat(st.get("first-seen") or text("updated")),
+        last_seen_at=updated, updated_at=updated, topics=(topic.id,))
 
 
 def write_indexes(config: Config, entries_by_topic: Mapping[str, Sequence[Entry]]) -> list[Path]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from feedsvc.model import Item
+from feedsvc.model import Entry, Item
 
 from .text import fold
 
@@ -49,3 +49,14 @@ def without_boilerplate(items: Sequence[Item]) -> list[Item]:
                 item = replace(item, folded=evidence, buckets=())
         out.append(item)
     return out
+
+
+def as_item(entry: Entry) -> Item:
+    """A published entry as the Item it came from (its keys and evidence text), to rebuild lost state."""
+    from . import _text_key  # (normalize's __init__ never imports this module: no cycle)
+
+    summary, title = fold(entry.summary), fold(entry.title)
+    return Item(title=entry.title, title_is_derived=entry.title_is_derived, link=entry.link, summary=entry.summary,
+                summary_html=entry.summary_html, published=entry.published, published_from=entry.published_from,
+                image=entry.image, source_url=entry.source_url, position=entry.position,
+                key=entry.link or _text_key(summary, title, entry.summary, entry.title), folded=summary or title)
