@@ -1,4 +1,5 @@
-"""How well does the dedupe verdict tell the same story from a different one?
+"""How well does the dedupe text verdict tell the same story from a different one? (Text pairs only:
+bench/eval_items.py measures what a reader sees, items lost and duplicates shown on real pages.)
 
     python bench/eval_dedupe.py              # scores, confusion counts, misses by kind, threshold sweep
     python bench/eval_dedupe.py --end-to-end # also run every pair through a real Store + plan() (LSH included)
