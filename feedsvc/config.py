@@ -35,13 +35,20 @@ class FieldSelector:
 
     css: str  # may be "" for "the item element itself", as in "@href"
     attr: str | None = None
+    # "~ sel": the first match after the item and before the next one, for flat pages where an
+    # item is a headline followed by its body and a "permalink" line rather than one element
+    following: bool = False
 
     @classmethod
     def parse(cls, text: str) -> FieldSelector:
-        m = re.fullmatch(r"(.*?)@([A-Za-z_:][-\w:.]*)", text.strip())
+        text = text.strip()
+        following = text.startswith("~")
+        if following:
+            text = text[1:].strip()
+        m = re.fullmatch(r"(.*?)@([A-Za-z_:][-\w:.]*)", text)
         if m:
-            return cls(m.group(1).strip(), m.group(2).lower())
-        return cls(text.strip())
+            return cls(m.group(1).strip(), m.group(2).lower(), following)
+        return cls(text, None, following)
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,3 +171,27 @@ def test_cli_bad_config_exit_2_one_line_nothing_written(tmp_path: Path) -> None:
     assert len(lines) == 1, proc.stderr
     assert str(path) in lines[0] and "feedsvc.max_entrys" in lines[0] and "max_entries" in lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("text, parsed", [
+    pytest.param("a@href", FieldSelector("a", "href"), id="attr"),
+    pytest.param("h3", FieldSelector("h3"), id="plain"),
+    pytest.param("@href", FieldSelector("", "href"), id="the-item-itself"),
+    pytest.param("~ p.posted a@href", FieldSelector("p.posted a", "href", following=True), id="following-attr"),
+    pytest.param("~div.post-body", FieldSelector("div.post-body", None, following=True), id="following-no-space"),
+])
+def test_field_selector_forms(text: str, parsed: FieldSelector) -> None:
+    assert FieldSelector.parse(text) == parsed
+
+
+def test_following_selector_in_config_is_checked_without_its_tilde(tmp_path: Path) -> None:
+    """A flat blog's source: the headline is the item, its permalink comes after it."""
+    path = tmp_path / "config.toml"
+    path.write_text("[[topics]]\nid = 't'\ntitle = 'T'\n[[topics.sources]]\nurl = 'a.html'\nitem = 'div.blog h3'\n"
+                    "link = '~ a.permalink@href'\nsummary = '~ div.post-body'\n", encoding="utf-8")
+    sel = load_config(path).topics[0].sources[0].selectors
+    assert sel.link == FieldSelector("a.permalink", "href", following=True)
+    assert sel.summary == FieldSelector("div.post-body", None, following=True)
+    path.write_text(path.read_text(encoding="utf-8").replace("~ div.post-body", "~ div[[["), encoding="utf-8")
+    with pytest.raises(ConfigError, match="summary"):
+        load_config(path)

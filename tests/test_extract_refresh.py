@@ -9,6 +9,7 @@ by path and query, since the page is served from 127.0.0.1 rather than its own h
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -29,9 +30,16 @@ PATTERNS = {
     "front-cards-briefs": "1: cards in <main> over a longer column of dated briefs",
     "reviews-slider-offsite-news": "1: a slider of reviews over a news box fed from another site",
     "promo-pagination-list": "4: promotions, a labelled ad, pagination and navigation are no items",
+    "jsonld-bare-urls": "2: a JSON-LD ItemList of bare URLs picks the HTML block that lists them",
+    "flat-blog-permalink": "3: unlinked headlines, each followed by its body and a permalink line",
     "lazy-images-teasers": "5, 6: lazy-load images over icons and placeholders; teasers in a second <a> or "
                            "beginning with the headline",
 }
+
+
+def plain(html: str) -> str:
+    """A feed summary (published as HTML) as text."""
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
 
 
 def spec_of(name: str) -> dict:
@@ -80,7 +88,7 @@ def test_images_and_teasers_through_refresh(http_server, tmp_path):
     for want in spec["items"]:
         entry = by_title[want["title"]]
         assert local(entry.media_thumbnail[0]["url"], entry.link) == local(want["image"], spec["url"])
-        assert entry.summary == want["summary"]
+        assert plain(entry.summary) == want["summary"]
 
 
 @pytest.mark.parametrize("img, picture", [
@@ -100,3 +108,40 @@ def test_picture_of_an_img(img, picture):
 
     el = etree.fromstring(img.encode(), etree.HTMLParser()).find(".//img")
     assert picture_of(el) == picture
+
+
+def test_flat_blog_with_the_following_selector_form_through_refresh(http_server, tmp_path):
+    spec = spec_of("flat-blog-permalink")
+    sel = spec["selectors"]
+    toml = "".join(f'{k} = "{v}"\n' for k, v in sel.items())
+    feed = refresh_page("flat-blog-permalink", http_server, tmp_path, selectors=toml)
+    got = [(e.title, local(e.link, e.link), plain(e.summary)) for e in feed.entries]
+    want = [(e["title"], local(e["link"], spec["url"]), e["summary"]) for e in spec["items"]]
+    assert sorted(got) == sorted(want)
+    # the date comes from each post's "Posted on …" line, not from "Friday"/"Sunday morning" in the body
+    published = {e.title: e.published[:10] for e in feed.entries}
+    assert published == {"Tomatoes at last": "2019-08-23", "The bean glut": "2019-08-17", "Slugs, again": "2019-08-09",
+                         "A new roof for the shed": "2019-07-30"}
+
+
+def test_flat_blog_automatic_reads_each_posted_line(http_server, tmp_path):
+    feed = refresh_page("flat-blog-permalink", http_server, tmp_path)
+    published = {e.title: e.published[:10] for e in feed.entries}
+    assert published["Tomatoes at last"] == "2019-08-23" and published["Slugs, again"] == "2019-08-09"
+    assert {plain(e.summary) for e in feed.entries} == {e["summary"] for e in spec_of("flat-blog-permalink")["items"]}
+
+
+def test_bare_url_item_list_confirms_the_block_it_names():
+    """Without its JSON-LD the page's editor's picks would win; the ItemList's URLs pick the topic list."""
+    from dataclasses import replace
+
+    from feedsvc.extract import explain, extract_items
+    from feedsvc.model import Page
+
+    spec = spec_of("jsonld-bare-urls")
+    page = Page(url=spec["url"], text=(PAGES / "jsonld-bare-urls.html").read_text(encoding="utf-8"),
+                content_type="text/html", encoding="utf-8", fetched_at=NOW)
+    assert [i.title for i in extract_items(page)] == [e["title"] for e in spec["items"]]
+    assert "in_json_ld=6" in explain(page)
+    bare = replace(page, text=re.sub(r'<script type="application/ld\+json">.*?</script>', "", page.text))
+    assert [i.title for i in extract_items(bare)] == spec["must_exclude"]

@@ -664,6 +664,85 @@ def extract_jsonld_documents(documents: list[object], base: str | None) -> list[
     return _structured_to_raw(items_from_jsonld(documents), base, "json-ld")
 
 
+def _path_key(href: str, page_url: str, base: str | None) -> str:
+    parts = urlsplit(urljoin(base or page_url, href))
+    return f"{parts.path or '/'}?{parts.query}"
+
+
+def _is_permalink(a: etree._Element, text: str) -> bool:
+    # (not rel=bookmark: WordPress puts it on every thumbnail link before a linked headline)
+    if rules.PERMALINK_TEXT.match(text):
+        return True
+    cls = (a.get("class") or "").lower()
+    return any(w in cls for w in rules.PERMALINK_CLASS_WORDS)
+
+
+_PRECEDING_HEADING = etree.XPath(
+    "preceding::*[self::h1 or self::h2 or self::h3 or self::h4 or self::h5 or self::h6][1]")
+
+
+def _between(start: etree._Element, end: etree._Element) -> list[etree._Element]:
+    """The elements after `start` and before `end` in document order, as whole subtrees at the level
+    where the two part (children of their lowest common ancestor)."""
+    start_chain = [start, *start.iterancestors()]
+    end_ancestors = set(end.iterancestors())
+    common = next((el for el in start_chain if el in end_ancestors), None)
+    if common is None:
+        return []
+    s_top = start_chain[start_chain.index(common) - 1] if common is not start else start
+    e_top = next((el for el in [end, *end.iterancestors()] if el.getparent() is common), end)
+    out: list[etree._Element] = []
+    for sib in s_top.itersiblings():
+        if sib is e_top:
+            break
+        if isinstance(sib.tag, str):
+            out.append(sib)
+    return out
+
+
+def flat_posts(root: etree._Element, page_url: str, base: str | None) -> list[RawItem]:
+    """Posts written as an unlinked headline, the body, then a "posted … permalink" line (issue 18):
+    the headline titles the item, the permalink links it, the elements between are its summary."""
+    pairs: list[tuple[etree._Element, etree._Element, str]] = []
+    last_heading = None
+    for a in root.iter("a"):
+        # a permalink's text is one short word with no markup, or its class says so
+        text = fold_ws(a.text) if not len(a) and a.text and len(a.text) < 40 else ""
+        if not _is_permalink(a, text):
+            continue
+        href = clean_href(a.get("href"))
+        if href is None:
+            continue
+        found = _PRECEDING_HEADING(a)
+        heading = found[0] if found else None
+        if heading is None or heading is last_heading or next(heading.iter("a"), None) is not None:
+            continue  # no headline of its own, or a linked one (which the repeated blocks read)
+        if weight(text_of(heading)) < rules.MIN_TITLE_WEIGHT // 2 or rules.is_date_only(text_of(heading)):
+            continue
+        last_heading = heading
+        pairs.append((heading, a, href))
+    if len(pairs) < rules.MIN_FLAT_POSTS or len({h for _, _, h in pairs}) < len(pairs):
+        return []
+    items: list[RawItem] = []
+    for heading, a, href in pairs:
+        line = a.getparent()
+        between = _between(heading, a)
+        body = [el for el in between if el is not line and a not in set(el.iter("a"))]
+        summary = fold_ws(" ".join(spaced_text_of(el) for el in body)) or None
+        if len(body) == 1:  # the body's one element (div.post-body): its inner markup, as other summaries
+            one = body[0]
+            summary_html = ((one.text or "") + "".join(etree.tostring(c, encoding="unicode", method="html")
+                                                       for c in one)).strip() or None
+        else:
+            summary_html = "".join(etree.tostring(el, encoding="unicode", method="html", with_tail=False)
+                                   for el in body).strip() or None
+        date_text = rules.find_date_text(spaced_text_of(line)) if line is not None else None
+        items.append(RawItem(position=len(items), found_by="flat-posts", title=text_of(heading),
+                             link=resolve(href, base), summary=summary, summary_html=summary_html,
+                             date_text=date_text))
+    return dedupe_by_link(items, page_url, base)
+
+
 def automatic(page_url: str, text: str) -> Outcome:
     root = parse_document(text)
     if root is None:
@@ -677,14 +756,24 @@ def automatic(page_url: str, text: str) -> Outcome:
             doc = load_json(script.text)
             if doc is not None:
                 docs.append(doc)
+    confirmed: set[str] = set()
     if docs:
         found = extract_jsonld_documents(docs, base)
-        if len(found) >= 2:
+        titled = sum(1 for i in found if i.title)
+        if titled >= 2 and titled * 2 >= len(found):
             items = dedupe_by_link(found, page_url, base)
             return Outcome(items, "json-ld", f"JSON-LD lists {len(items)} items")
+        # an ItemList of bare URLs cannot make items, but it says which of the page's links are the items
+        # (compared by path and query: structured data often names the canonical https://www. form)
+        confirmed = {_path_key(i.link, page_url, base) for i in found if i.link}
+        if len(confirmed) < 2:
+            confirmed = set()
 
     # 2. repeated blocks
     etree.strip_elements(root, "script", "style", "noscript", "template", etree.Comment, with_tail=False)
+    flat = flat_posts(root, page_url, base)
+    if flat:
+        return Outcome(flat, "flat-posts", f"{len(flat)} posts: unlinked headlines, each followed by its permalink")
     anchors = collect_anchors(root)
     by_sig: dict[tuple[str, ...], list[Anchor]] = defaultdict(list)
     for a in anchors:
@@ -697,6 +786,10 @@ def automatic(page_url: str, text: str) -> Outcome:
             continue
         g = Group(sig, members)
         _pre_score(g, memo, host)
+        if confirmed and g.pre > 0:
+            listed = sum(1 for m in g.members if _path_key(m.href, page_url, base) in confirmed)
+            g.notes["in_json_ld"] = listed
+            g.pre *= 1 + rules.STRUCTURED_CONFIRM_BONUS * listed / len(g.members)
         if g.pre > 0:
             groups.append(g)
     # a page that marks its main content (<main>, role=main): lists outside it are side columns

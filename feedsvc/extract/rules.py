@@ -169,6 +169,15 @@ NOT_A_PICTURE = re.compile(
 )
 MIN_PICTURE_SIDE = 40  # an <img> with width or height written below this (px) is an icon or a spacer
 
+# Flat blogs: an unlinked headline, the post, then a "posted … permalink" line with the post's link.
+PERMALINK_TEXT = re.compile(
+    r"^(?:permalink|permanent link|link to this (?:post|entry)|direct link|lien permanent|enlace permanente|"
+    r"link permanente|permalien|パーマリンク|固定リンク|個別ページ|постоянная ссылка|[#¶∞])$",
+    re.IGNORECASE,
+)
+PERMALINK_CLASS_WORDS = ("permalink", "timestamp-link", "perma")
+MIN_FLAT_POSTS = 2
+
 # ----------------------------------------------------------------------------- thresholds
 
 MIN_TITLE_WEIGHT = 10  # a headline is at least ~10 Latin or ~5 CJK characters
@@ -178,6 +187,7 @@ MIN_ITEMS = 3  # fewer repeated blocks than this is not a listing ...
 MIN_ITEMS_STRONG = 2  # ... unless each is an <article> or carries a date
 MIN_SCORE = 4.0  # a group scoring below this is noise: the page has no listing
 MIN_SCORE_BARE = 7.0  # ... and a bare list of links (no heading, date, summary, image) needs more
+STRUCTURED_CONFIRM_BONUS = 2.0  # a group whose links are all in the page's JSON-LD ItemList scores x3
 OUTSIDE_MAIN_FACTOR = 0.4  # a list outside the page's <main> when another one is inside it
 MIN_SUMMARY_WEIGHT = 30  # shorter leftover text is byline or metadata, not a summary
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 from urllib.parse import urljoin
 
+import soupsieve
 from bs4 import BeautifulSoup, Tag
 from soupsieve import SelectorSyntaxError
 
 from feedsvc.config import FieldSelector, Selectors
-from feedsvc.extract.html import clean_href, dedupe_by_link, picture_of, resolve
+from feedsvc.extract.html import HEADINGS, clean_href, dedupe_by_link, picture_of, resolve
 from feedsvc.extract.rules import fold_ws
 from feedsvc.extract.structured import parse_iso_date
 from feedsvc.model import RawItem
@@ -25,7 +26,25 @@ log = logging.getLogger(__name__)
 FOUND_BY = "selectors"
 
 
-def _select(block: Tag, sel: FieldSelector) -> Tag | None:
+def _following(block: Tag, stop: Tag | None, css: str) -> Tag | None:
+    """The first element matching `css` after `block` (outside it) and before `stop`, the next block."""
+    try:
+        matcher = soupsieve.compile(css)
+    except (SelectorSyntaxError, ValueError, NotImplementedError) as exc:
+        log.warning("selector %r failed: %s", css, exc)
+        return None
+    inside = {id(d) for d in block.descendants}
+    for el in block.next_elements:
+        if el is stop:
+            break
+        if isinstance(el, Tag) and id(el) not in inside and matcher.match(el):
+            return el
+    return None
+
+
+def _select(block: Tag, sel: FieldSelector, stop: Tag | None = None) -> Tag | None:
+    if sel.following:
+        return _following(block, stop, sel.css)
     if not sel.css:
         return block
     try:
@@ -63,10 +82,10 @@ def _image_of(el: Tag) -> str | None:
     return None
 
 
-def _field(block: Tag, sel: FieldSelector | None, kind: str) -> tuple[str | None, Tag | None]:
+def _field(block: Tag, sel: FieldSelector | None, kind: str, stop: Tag | None = None) -> tuple[str | None, Tag | None]:
     if sel is None:
         return None, None
-    el = _select(block, sel)
+    el = _select(block, sel, stop)
     if el is None:
         return None, None
     if sel.attr:
@@ -95,23 +114,26 @@ def extract_with_selectors(page_url: str, text: str, selectors: Selectors) -> li
         log.warning("item selector %r failed: %s", selectors.item, exc)
         return []
     items: list[RawItem] = []
-    for block in blocks:
-        title, _ = _field(block, selectors.title, "title")
-        raw_link, link_el = _field(block, selectors.link or FieldSelector(""), "link")
+    for i, block in enumerate(blocks):
+        stop = blocks[i + 1] if i + 1 < len(blocks) else None  # where "~ sel" stops looking
+        title, _ = _field(block, selectors.title, "title", stop)
+        raw_link, link_el = _field(block, selectors.link or FieldSelector(""), "link", stop)
         link = clean_href(raw_link) if raw_link else None
         if link is None and (raw_link or (link_el is not None and _dead_link(link_el))):
             continue  # the block's link is javascript: or empty: a widget, not an article
         if title is None and selectors.title is None:
             anchor = block if block.name == "a" else block.find("a", href=True)
+            if anchor is None and block.name in HEADINGS:
+                anchor = block  # an unlinked headline is the item (a flat blog's "h3", link "~ a.permalink")
             title = fold_ws(anchor.get_text(" ")) if anchor is not None else None
             title = title or None
-        summary, summary_el = _field(block, selectors.summary, "summary")
+        summary, summary_el = _field(block, selectors.summary, "summary", stop)
         summary_html = summary_el.decode_contents().strip() if summary_el is not None and summary else None
         if selectors.summary is not None and selectors.summary.attr:
             summary_html = None
-        raw_date, _ = _field(block, selectors.date or FieldSelector("time[datetime]", "datetime"), "date")
+        raw_date, _ = _field(block, selectors.date or FieldSelector("time[datetime]", "datetime"), "date", stop)
         date, date_text = parse_iso_date(raw_date)
-        image, _ = _field(block, selectors.image, "image")
+        image, _ = _field(block, selectors.image, "image", stop)
         if not (title or link or summary):
             continue
         items.append(RawItem(position=len(items), found_by=FOUND_BY, title=title,
