@@ -223,9 +223,11 @@ def cmd_refresh(args: argparse.Namespace, config: Config, chatty: bool) -> int:
                   "published feed", file=sys.stderr)
         if chatty:
             failed_sources = len(r.failures)
+            degraded = len(r.degraded)
             print(f"{r.topic}: {r.entries} entries, {r.new} new, {r.updated} updated, "
                   + (f"{len(r.merged)} merged, " if r.merged else "")
                   + f"{failed_sources} failed source{'s' if failed_sources != 1 else ''}"
+                  + (f", {degraded} degraded source{'s' if degraded != 1 else ''}" if degraded else "")
                   + ("" if r.feed_written else " (feed unchanged)"))
             if args.verbose >= 2:  # so that a user can see a wrong merge
                 for item, into, why in r.merged:
@@ -233,6 +235,9 @@ def cmd_refresh(args: argparse.Namespace, config: Config, chatty: bool) -> int:
         for s in r.failures:
             failed += 1
             print(f"feedsvc: {r.topic}: source failed: {s.url}: {s.error}", file=sys.stderr)
+        for s in r.degraded if not args.quiet else ():  # a warning: the feed keeps its entries
+            print(f"feedsvc: {r.topic}: source degraded: {s.url}: {s.items} item(s) where it usually lists "
+                  f"{s.usual}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -335,6 +340,8 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
                 "consecutive_failures": st.consecutive_failures if st else 0,
                 "next_try": iso(st.next_try_at) if st else None,
                 "items": st.last_item_count if st else None,
+                "usual_items": st.usual_item_count if st else None,
+                "degraded": bool(st and st.degraded),
             })
         topics.append({"id": t.id, "title": t.title, "entries": counts.get(t.id, 0), "sources": sources})
     if args.json:
@@ -344,10 +351,12 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
         print(f"{row['id']}  {row['title']}  ({row['entries']} entries in the feed)")
         for s in row["sources"]:
             health = "never fetched" if not (s["last_success"] or s["last_failure"]) else (
-                "ok" if not s["consecutive_failures"] else f"FAILING x{s['consecutive_failures']}")
+                f"FAILING x{s['consecutive_failures']}" if s["consecutive_failures"]
+                else "DEGRADED" if s["degraded"] else "ok")
             print(f"  {health:<14} {s['url']}")
             print(f"      last success: {s['last_success'] or '-'}   items: "
-                  f"{s['items'] if s['items'] is not None else '-'}")
+                  f"{s['items'] if s['items'] is not None else '-'}"
+                  + (f" (usually {s['usual_items']})" if s["degraded"] else ""))
             if s["consecutive_failures"]:
                 print(f"      last failure: {s['last_failure']}: {s['last_error']}")
                 print(f"      next try: {s['next_try'] or 'next run'}")

@@ -107,6 +107,12 @@ class SourceState:
     next_try_at: datetime | None = None  # backoff: do not fetch before this
     last_item_count: int | None = None  # items found on the last successful parse
     icon: str | None = None  # the site's icon (<link rel="icon">), for the feed's <icon>
+    usual_item_count: int | None = None  # what the page usually lists (not moved by a sharp fall)
+    degraded_runs: int = 0  # successful fetches in a row that found far fewer items than usual
+
+    @property
+    def degraded(self) -> bool:
+        return self.degraded_runs > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +133,7 @@ class SourceOutcome:
     status: str  # "ok", "not-modified", "failed", "skipped" (backed off)
     items: int = 0
     error: str | None = None
+    usual: int | None = None  # set when the page gave far fewer items than it usually lists (degraded)
 
 
 @dataclass(slots=True)
@@ -148,3 +155,7 @@ class RefreshResult:
     @property
     def failures(self) -> list[SourceOutcome]:
         return [s for s in self.sources if s.status == "failed"]
+
+    @property
+    def degraded(self) -> list[SourceOutcome]:
+        return [s for s in self.sources if s.usual is not None]

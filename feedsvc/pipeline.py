@@ -642,7 +642,32 @@ def settle_source(source: SourceConfig, state: SourceState,
     state.etag, state.last_modified = answer.etag, answer.last_modified
     state.icon = answer.result.icon
     state.last_item_count = len(items)
-    return SourceItems(SourceOutcome(url, "ok", items=len(items)), items, fresh=True, groups=answer.result.groups)
+    usual = degraded_from(state, len(items))
+    if usual is not None:
+        log.warning("source degraded: %s: %d item(s) where it usually lists %d; its other entries stay in "
+                    "the feed (is the page changing? `feedsvc preview` shows what is found)", url, len(items), usual)
+    return SourceItems(SourceOutcome(url, "ok", items=len(items), usual=usual), items, fresh=True,
+                       groups=answer.result.groups)
+
+
+# A page that lists at most this share of its usual count (and at least DEGRADED_MIN fewer) is degraded:
+# automatic detection may have taken another block, or the site broke its listing.
+DEGRADED_SHARE = 0.5
+DEGRADED_MIN = 3
+DEGRADED_ACCEPT = 6  # degraded refreshes in a row after which the smaller count is the page's usual
+
+
+def degraded_from(state: SourceState, found: int) -> int | None:
+    """Record a successful parse's item count; the usual count when it fell sharply (else None)."""
+    usual = state.usual_item_count
+    if usual and found <= usual * DEGRADED_SHARE and usual - found >= DEGRADED_MIN:
+        state.degraded_runs += 1
+        if state.degraded_runs < DEGRADED_ACCEPT:
+            return usual
+        log.info("source %s: now lists %d items where it listed %d; taken as its usual count",
+                 state.url, found, usual)
+    state.usual_item_count, state.degraded_runs = found, 0
+    return None
 
 
 def mark_success(state: SourceState, now: datetime) -> None:

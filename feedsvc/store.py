@@ -142,8 +142,16 @@ MIGRATIONS: list[str] = [
         WHERE topic IN (SELECT topic FROM entry_topics WHERE n = NEW.n);
     END;
     """,
+    # 8: a source's usual item count and how many refreshes in a row found far fewer ("degraded")
+    """
+    ALTER TABLE sources ADD COLUMN usual_item_count INTEGER;
+    ALTER TABLE sources ADD COLUMN degraded_runs INTEGER NOT NULL DEFAULT 0;
+    UPDATE sources SET usual_item_count = last_item_count;
+    """,
 ]
 
+_SOURCE_COLS = ("url, etag, last_modified, last_success_at, last_failure_at, last_error, consecutive_failures, "
+                "next_try_at, last_item_count, icon, usual_item_count, degraded_runs")  # SourceState's order
 _FEED_ORDER = "ORDER BY coalesce(e.published, e.first_seen_at) DESC, e.position ASC, e.id ASC"
 _ENTRY_COLS = ("id, title, title_is_derived, link, summary, summary_html, published, published_from, image, "
                "source_url, position, first_seen_at, last_seen_at, updated_at")
@@ -257,29 +265,28 @@ class Store:
 
     def source_state(self, url: str) -> SourceState:
         row = self._db.execute(
-            "SELECT url, etag, last_modified, last_success_at, last_failure_at, last_error, "
-            "consecutive_failures, next_try_at, last_item_count, icon FROM sources WHERE url = ?", (url,)).fetchone()
+            f"SELECT {_SOURCE_COLS} FROM sources WHERE url = ?", (url,)).fetchone()
         return SourceState(url) if row is None else self._source(row)
 
     @staticmethod
     def _source(row: tuple) -> SourceState:
         return SourceState(row[0], row[1], row[2], _dt(row[3]), _dt(row[4]), row[5], row[6], _dt(row[7]), row[8],
-                           row[9])
+                           row[9], row[10], row[11])
 
     def save_source_state(self, state: SourceState) -> None:
         with self._transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO sources (url, etag, last_modified, last_success_at, last_failure_at, "
-                "last_error, consecutive_failures, next_try_at, last_item_count, icon) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "last_error, consecutive_failures, next_try_at, last_item_count, icon, usual_item_count, "
+                "degraded_runs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (state.url, state.etag, state.last_modified, _t(state.last_success_at),
                  _t(state.last_failure_at), state.last_error, state.consecutive_failures,
-                 _t(state.next_try_at), state.last_item_count, state.icon))
+                 _t(state.next_try_at), state.last_item_count, state.icon, state.usual_item_count,
+                 state.degraded_runs))
 
     def source_states(self) -> list[SourceState]:
         rows = self._db.execute(
-            "SELECT url, etag, last_modified, last_success_at, last_failure_at, last_error, "
-            "consecutive_failures, next_try_at, last_item_count, icon FROM sources ORDER BY url").fetchall()
+            f"SELECT {_SOURCE_COLS} FROM sources ORDER BY url").fetchall()
         return [self._source(r) for r in rows]
 
     def robots(self, since: datetime) -> dict[str, RobotsTxt]:

@@ -167,7 +167,8 @@ def test_topic_versions_are_built_for_a_store_from_before_them(tmp_path, now):
         refresh(store, [item(t, i) for i, t in enumerate(STORIES)], now)
     conn = sqlite3.connect(path)
     conn.executescript("DROP TRIGGER topic_listed; DROP TRIGGER topic_unlisted; DROP TRIGGER topic_entry_changed;"
-                       "DROP TABLE topic_versions; PRAGMA user_version = 6;")
+                       "DROP TABLE topic_versions; ALTER TABLE sources DROP COLUMN usual_item_count;"
+                       "ALTER TABLE sources DROP COLUMN degraded_runs; PRAGMA user_version = 6;")
     conn.close()
     with Store.open(path) as store:
         assert store.schema_version == len(MIGRATIONS) and store.topic_version("t") == (1, 4)
