@@ -29,6 +29,7 @@ NOW = datetime(2026, 1, 20, 3, 0, tzinfo=UTC)
 PATTERNS = {
     "front-cards-briefs": "1: cards in <main> over a longer column of dated briefs",
     "reviews-slider-offsite-news": "1: a slider of reviews over a news box fed from another site",
+    "portal-bullet-lists": "1: a portal's sections of bulleted headlines over a video carousel of cards",
     "promo-pagination-list": "4: promotions, a labelled ad, pagination and navigation are no items",
     "jsonld-bare-urls": "2: a JSON-LD ItemList of bare URLs picks the HTML block that lists them",
     "flat-blog-permalink": "3: unlinked headlines, each followed by its body and a permalink line",
