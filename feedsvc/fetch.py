@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -102,10 +102,17 @@ class _Deadline:
 @dataclass
 class _Host:
     lock: threading.Lock = field(default_factory=threading.Lock)  # one request at a time
-    robots_lock: threading.Lock = field(default_factory=threading.Lock)  # one robots.txt fetch
     next_at: float = 0.0  # monotonic time before which no request may start
     crawl_delay: float = 0.0
-    robots: RobotFileParser | None = None
+
+
+@dataclass
+class _Origin:
+    """robots.txt is per origin (scheme, host, port), not per host name."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one robots.txt fetch
+    rules: RobotFileParser | None = None
+    error: FetchError | None = None  # it timed out: the origin's other sources fail at once this run
 
 
 class Fetcher:
@@ -149,6 +156,7 @@ class Fetcher:
         # all of os.environ twice, half a millisecond per host on a warm refresh of distinct sites.
         self._any_proxy = any(scheme != "no" for scheme in urllib.request.getproxies())  # ("no": NO_PROXY)
         self._hosts: dict[str, _Host] = {}
+        self._origins: dict[str, _Origin] = {}
         # robots.txt known from earlier runs (fresh ones only: the caller keeps them a day), by
         # origin; what this fetcher asked the network for is in `fetched_robots`, for the caller
         self.known_robots = dict(robots or {})
@@ -208,9 +216,12 @@ class Fetcher:
         raise FetchError("redirects", f"more than {self.max_redirects} redirects: " + " -> ".join(chain))
 
     def fetch_many(self, jobs: Sequence[tuple[SourceConfig, SourceState | None]], *, now: datetime,
-                   force: bool = False) -> Iterator[tuple[SourceConfig, Page | NotModified | FetchError]]:
+                   force: bool = False, idle: Callable[[], None] | None = None, idle_every: float = 0.25
+                   ) -> Iterator[tuple[SourceConfig, Page | NotModified | FetchError]]:
         """Fetch many sources: hosts in parallel (bounded pool), each host's queue in order with its gap.
-        Yields (source, Page | NotModified | FetchError) as each finishes."""
+        Yields (source, Page | NotModified | FetchError) as each finishes. While none comes, `idle` is
+        called (in the caller's thread) every `idle_every` s: one slow source must not hold back
+        what the caller could already finish with the others."""
         groups: dict[str, list[tuple[SourceConfig, SourceState | None]]] = {}
         for i, (source, state) in enumerate(jobs):
             # local files need no pacing: each is its own queue
@@ -249,7 +260,13 @@ class Fetcher:
             for group in sorted(groups.values(), key=len, reverse=True):
                 pool.submit(run, group)
             for _ in range(len(jobs)):
-                source, outcome = results.get()
+                while True:
+                    try:
+                        source, outcome = results.get(timeout=idle_every if idle is not None else None)
+                        break
+                    except queue.Empty:
+                        if idle is not None:
+                            idle()
                 if isinstance(outcome, _Crash):
                     raise outcome.exc
                 yield source, outcome  # type: ignore[misc]
@@ -327,7 +344,8 @@ class Fetcher:
                   now: datetime) -> str | tuple[int, dict[str, str], bytes]:
         remaining = deadline.remaining()
         if remaining <= 0:
-            raise FetchError("timeout", f"no response within the {self.timeout:g} s deadline")
+            raise FetchError("timeout", f"the {self.timeout:g} s deadline was used up (robots.txt, redirects, "
+                                        f"retries) before {url} was asked")
         # Timeouts bound each socket read; a server dripping its *headers* a byte at a time defeats
         # them. The watchdog shuts the socket down at the deadline (plus a little grace, so that the
         # ordinary checks report first when they can).
@@ -439,6 +457,10 @@ class Fetcher:
                                        f"(Content-Encoding: {encoded}): {_reason(exc)}") from None
         except OSError as exc:  # the socket itself failed mid-body
             raise _Retryable(FetchError("network", f"{url}: {_reason(exc)} while reading the body")) from None
+        watch = getattr(_tls, "watch", None)
+        if watch is not None and watch.fired:  # the watchdog's shutdown reads as an end of file
+            raise FetchError("timeout", f"{url}: body not complete after the {self.timeout:g} s "
+                                        f"deadline ({len(buf):,} bytes received)")
         if declared and declared.strip().isdigit() and not encoded and len(buf) < int(declared):
             raise _Retryable(FetchError("network", f"{url}: connection closed after {len(buf):,} of "
                                                    f"{int(declared):,} bytes (truncated body)"))
@@ -483,41 +505,88 @@ class Fetcher:
     def _check_robots(self, url: str, deadline: _Deadline, now: datetime) -> None:
         parts = urlsplit(url)
         hostname = (parts.hostname or "").lower()
-        host = self._host(hostname)
-        with host.robots_lock:
-            if host.robots is None:
-                origin = f"{parts.scheme}://{parts.netloc}"
+        origin = f"{parts.scheme}://{parts.netloc}".lower()
+        with self._hosts_lock:
+            o = self._origins.setdefault(origin, _Origin())
+        with o.lock:
+            if o.error is not None:
+                raise FetchError(o.error.kind, f"{o.error.message}; not asked again in this run")
+            if o.rules is None:
                 known = self.known_robots.get(origin)
                 if known is not None:
-                    host.robots = _robots_rules(f"{origin}/robots.txt", known.status, known.body)
+                    o.rules = _robots_rules(f"{origin}/robots.txt", known.status, known.body)
                 else:
-                    host.robots = self._load_robots(origin, deadline, now)
-                delay = host.robots.crawl_delay(self.user_agent)
+                    try:
+                        o.rules = self._load_robots(origin, deadline, now)
+                    except FetchError as exc:
+                        if exc.kind == "timeout":
+                            o.error = exc
+                        raise
+                delay = o.rules.crawl_delay(self.user_agent)
                 if delay:
-                    host.crawl_delay = min(float(delay), CRAWL_DELAY_MAX)
+                    host = self._host(hostname)
+                    host.crawl_delay = max(host.crawl_delay, min(float(delay), CRAWL_DELAY_MAX))
                     log.info("%s asks for Crawl-delay %s s; using %.3g s", hostname, delay, host.crawl_delay)
-            rules = host.robots
+            rules = o.rules
         if not rules.can_fetch(self.user_agent, url):
             agent = self.user_agent.split("/")[0]
             raise FetchError("robots", f"{parts.scheme}://{parts.netloc}/robots.txt disallows "
                                        f"{parts.path or '/'} for user agent {agent!r}")
 
     def _load_robots(self, origin: str, deadline: _Deadline, now: datetime) -> RobotFileParser:
+        """Ask the origin for its robots.txt within the source's deadline (at most ROBOTS_TIMEOUT).
+
+        Unreachable (refused, reset, DNS) or failing with 5xx: allow all, logged. Connected but no
+        complete answer in time: a timeout error for the source. The watchdog bounds the whole
+        answer, headers and body, whatever the server drips."""
         robots_url = f"{origin}/robots.txt"
-        t = min(ROBOTS_TIMEOUT, max(1.0, deadline.remaining()))
-        try:
-            with self._turn(robots_url, deadline, paced=False):
-                resp = self._session.get(robots_url, timeout=(min(t, self.connect_timeout), t), stream=True)
+        with self._turn(robots_url, deadline, paced=False):
+            budget = min(ROBOTS_TIMEOUT, deadline.remaining())
+            if budget <= 0:
+                raise FetchError("timeout", f"robots.txt: the {self.timeout:g} s deadline was used up "
+                                            f"before it could be asked ({robots_url})")
+            watch = _Watch()
+            _tls.watch = watch
+            self._watchdog.arm(budget, watch)
+            started = time.monotonic()
+            body = bytearray()
+
+            def too_slow() -> FetchError:
+                return FetchError("timeout", f"robots.txt: no complete answer within {budget:.3g} s "
+                                             f"({robots_url}, {len(body):,} bytes received)")
+            try:
+                resp = self._session.get(robots_url, timeout=(min(budget, self.connect_timeout), budget),
+                                         proxies=self._proxies_for(robots_url), stream=True)
                 with resp:
                     status = resp.status_code
-                    body = resp.raw.read(ROBOTS_MAX_BYTES, decode_content=True) if status == 200 else b""
-        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            log.warning("%s unreachable (%s); allowing all", robots_url, _reason(exc))
-            return _robots_rules(robots_url, 599, "")
+                    while status == 200 and len(body) < ROBOTS_MAX_BYTES:
+                        left = budget - (time.monotonic() - started)
+                        if left <= 0 or watch.fired:
+                            raise too_slow()
+                        _set_read_timeout(resp.raw, left)
+                        chunk = resp.raw.read1(CHUNK, decode_content=True)
+                        if not chunk:
+                            break
+                        body += chunk
+                    if watch.fired:  # the socket was shut down: what we read may be cut short
+                        raise too_slow()
+                    watch.disarm()
+            except FetchError:
+                raise
+            except (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError):
+                raise too_slow() from None
+            except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                if watch.fired:
+                    raise too_slow() from None
+                log.warning("%s unreachable (%s); allowing all", robots_url, _reason(exc))
+                return _robots_rules(robots_url, 599, "")
+            finally:
+                watch.finish()
+                _tls.watch = None
         if status >= 500:
             log.warning("%s answered HTTP %d; allowing all", robots_url, status)
         else:  # kept for a day; an unreachable or failing site is asked again next run
-            text = body.decode("utf-8", "replace")
+            text = bytes(body[:ROBOTS_MAX_BYTES]).decode("utf-8", "replace")
             self.fetched_robots.append(RobotsTxt(origin, status, text, now))
             return _robots_rules(robots_url, status, text)
         return _robots_rules(robots_url, status, "")

@@ -118,8 +118,14 @@ def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: date
             for url in waiting[t.id]:
                 users.setdefault(url, []).append(t)
         by_source: dict[str, SourceItems] = {}
+
+        def idle() -> None:  # while a slow source is fetched, the topics already saved are published
+            if group.due():
+                results.extend(group.publish())
+            results.extend(group.rendered(wait=False))
+
         for url, got in settled_sources(config, topics, store, workers, now=now, force=force,
-                                        progress=progress, record=True):
+                                        progress=progress, record=True, idle=idle):
             by_source[url] = got
             for topic in list(users[url]):
                 waiting[topic.id].discard(url)
@@ -332,8 +338,8 @@ def plan_topics(config: Config, topic_ids: Sequence[str] | None = None, *, now: 
 
 
 def settled_sources(config: Config, topics: Sequence[TopicConfig], store: Store, workers: Workers, *,
-                    now: datetime, force: bool, progress: Progress | None, record: bool
-                    ) -> Iterator[tuple[str, SourceItems]]:
+                    now: datetime, force: bool, progress: Progress | None, record: bool,
+                    idle: Callable[[], None] | None = None) -> Iterator[tuple[str, SourceItems]]:
     """Fetch every distinct source of the topics once (concurrently across hosts) and parse it,
     yielding each source's outcome as soon as it is known."""
     sources: dict[str, tuple[SourceConfig, TopicConfig]] = {}
@@ -345,8 +351,10 @@ def settled_sources(config: Config, topics: Sequence[TopicConfig], store: Store,
     for url, (source, _topic) in sources.items():
         state = states[url]
         if not force and state.next_try_at is not None and now < state.next_try_at:
-            yield url, SourceItems(SourceOutcome(url, "skipped", error=f"backed off until "
-                                                 f"{state.next_try_at.isoformat()} after: {state.last_error}"))
+            failures = state.consecutive_failures
+            yield url, SourceItems(SourceOutcome(
+                url, "skipped", error=f"backed off until {state.next_try_at:%Y-%m-%d %H:%M %Z} after {failures} "
+                f"failure{'s' if failures != 1 else ''} in a row (last: {state.last_error})"))
             continue
         jobs.append((source, state))
     if not jobs:
@@ -364,7 +372,7 @@ def settled_sources(config: Config, topics: Sequence[TopicConfig], store: Store,
     parser = Parser(workers)
     with make_fetcher(config, store.robots(since=now - ROBOTS_TTL)) as fetcher:
         fetched = 0
-        for source, answer in fetcher.fetch_many(jobs, now=now, force=force):
+        for source, answer in fetcher.fetch_many(jobs, now=now, force=force, idle=idle):
             fetched += 1
             if progress:
                 progress(f"{fetched}/{len(jobs)} {source.url}")
@@ -460,6 +468,14 @@ class Parsed:
     last_modified: str | None
 
 
+def start_worker(pid: int, level: int) -> None:
+    """A parse worker's start: its log records and library warnings (Beautiful Soup's, lxml's) at the
+    level the user chose, as in the main process (a worker does not inherit its logging set-up)."""
+    logging.captureWarnings(True)
+    logging.getLogger().setLevel(level)
+    watch_refresh(pid)
+
+
 def watch_refresh(pid: int) -> None:
     """In a parse worker: exit when the refresh that started it is gone.
 
@@ -513,8 +529,8 @@ class Workers:
         # what the workers use, imported once in the forkserver rather than in each worker
         ctx.set_forkserver_preload(["feedsvc.pipeline", "feedsvc.extract", "feedsvc.extract.selectors",
                                      "feedsvc.normalize", "feedsvc.publish", "feedgen.feed", "feedgen.ext.base"])
-        self.pool = ProcessPoolExecutor(max_workers=self.size, mp_context=ctx, initializer=watch_refresh,
-                                        initargs=(os.getpid(),))
+        self.pool = ProcessPoolExecutor(max_workers=self.size, mp_context=ctx, initializer=start_worker,
+                                        initargs=(os.getpid(), logging.getLogger().getEffectiveLevel()))
         self.futures = []
         self.pool.submit(int)  # start the processes now, not when the first real job comes
 
