@@ -146,3 +146,22 @@ def test_bare_url_item_list_confirms_the_block_it_names():
     assert "in_json_ld=6" in explain(page)
     bare = replace(page, text=re.sub(r'<script type="application/ld\+json">.*?</script>', "", page.text))
     assert [i.title for i in extract_items(bare)] == spec["must_exclude"]
+
+
+@pytest.mark.parametrize("edits", [
+    pytest.param((), id="cards-in-main"),
+    pytest.param((('<main class="col-8">', '<div class="col-8">'), ("</main>", "</div>")), id="no-main-but-a-rail"),
+])
+def test_cards_win_over_a_longer_column_of_briefs(edits):
+    """Which of a page's two lists is the main one: <main> says so, else the side column's name, and
+    cards (one link wrapping picture and headline) weigh more than a bare list of briefs."""
+    from feedsvc.extract import extract_items
+    from feedsvc.model import Page
+
+    spec = spec_of("front-cards-briefs")
+    text = (PAGES / "front-cards-briefs.html").read_text(encoding="utf-8")
+    for old, new in edits:
+        assert old in text
+        text = text.replace(old, new)
+    page = Page(url=spec["url"], text=text, content_type="text/html", encoding="utf-8", fetched_at=NOW)
+    assert [i.title for i in extract_items(page)] == [e["title"] for e in spec["items"]]

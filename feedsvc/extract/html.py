@@ -443,9 +443,12 @@ def _final_score(g: Group) -> None:
     feats = [_block_features(m) for m in g.members]
     n = len(feats)
     date, summary, image, article = (sum(f[i] for f in feats) / n for i in range(4))
-    g.score = g.pre * (1 + 0.5 * date + 0.6 * summary + 0.2 * image) * (1 + 0.5 * article)
+    # a card: one link wrapping the picture and the headline, the shape of a front page's main stories
+    card = sum(1 for m in g.members if len(m.el) and next(m.el.iter("img"), None) is not None
+               and next(m.el.iter(*HEADINGS), None) is not None) / n
+    g.score = g.pre * (1 + 0.5 * date + 0.6 * summary + 0.2 * image) * (1 + 0.5 * article) * (1 + 0.5 * card)
     g.notes.update(date=round(date, 2), summary=round(summary, 2), image=round(image, 2),
-                   article=round(article, 2))
+                   article=round(article, 2), card=round(card, 2))
     if article > 0.5:
         g.kind = "article"
     if n < rules.MIN_ITEMS and not (article > 0.5 or date > 0.5):

@@ -59,7 +59,8 @@ BAD_TOKENS = frozenset({
     "toolbar", "tools", "links", "categories", "archives", "calendar", "utility", "recent-posts",
 })
 # ... and as parts of a token split on - and _ (short words that would match inside other words).
-BAD_PARTS = frozenset({"nav", "ad", "ads", "adv", "pr", "rank", "banner", "tag", "cat", "pager"})
+# ("rail": a news site's side column, "right-rail")
+BAD_PARTS = frozenset({"nav", "ad", "ads", "adv", "pr", "rank", "banner", "tag", "cat", "pager", "rail"})
 # role attribute values that mark non-content landmarks.
 BAD_ROLES = frozenset({"navigation", "banner", "contentinfo", "complementary", "menu", "menubar", "search"})
 # An item block itself with one of these tokens is an ad slotted into the list.
