@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urldefrag, urljoin, urlsplit
@@ -320,49 +321,43 @@ def _n_term(n: int) -> float:
     return float(n) if n <= 12 else 12 + (n - 12) * 0.4
 
 
+class _PathFlag:
+    """Whether any element of a path from <html> down holds a property. A path's answer is its last
+    element's answer for the path that ends there; links of one list share their containers, so each
+    element is looked at once and each path costs a look-up or two."""
+
+    def __init__(self, own: Callable[[etree._Element], bool]) -> None:
+        self.own = own
+        self.upto: dict[etree._Element, bool] = {}
+
+    def __call__(self, chain: tuple[etree._Element, ...]) -> bool:
+        upto = self.upto
+        if not chain:
+            return False
+        found = upto.get(chain[-1])
+        if found is not None:
+            return found
+        i = len(chain) - 1
+        while i > 0 and chain[i - 1] not in upto:
+            i -= 1
+        value = upto[chain[i - 1]] if i > 0 else False
+        for el in chain[i:]:
+            value = value or self.own(el)
+            upto[el] = value
+        return value
+
+
+def _is_main(el: etree._Element) -> bool:
+    return el.tag in rules.GOOD_TAGS or (el.get("role") or "").lower() == "main"
+
+
 class _Memo:
     def __init__(self) -> None:
-        self.bad: dict[etree._Element, bool] = {}
         self.good: dict[etree._Element, bool] = {}
-        self.mild: dict[etree._Element, bool] = {}
-        self.stream: dict[etree._Element, bool] = {}
-        self.main: dict[etree._Element, bool] = {}
-
-    def chain_main(self, chain: tuple[etree._Element, ...]) -> bool:
-        for el in chain:
-            v = self.main.get(el)
-            if v is None:
-                v = self.main[el] = el.tag in rules.GOOD_TAGS or (el.get("role") or "").lower() == "main"
-            if v:
-                return True
-        return False
-
-    def chain_stream(self, chain: tuple[etree._Element, ...]) -> bool:
-        for el in chain:
-            v = self.stream.get(el)
-            if v is None:
-                v = self.stream[el] = is_stream_container(el)
-            if v:
-                return True
-        return False
-
-    def chain_mild(self, chain: tuple[etree._Element, ...]) -> bool:
-        for el in chain:
-            v = self.mild.get(el)
-            if v is None:
-                v = self.mild[el] = is_mild_bad_container(el)
-            if v:
-                return True
-        return False
-
-    def chain_bad(self, chain: tuple[etree._Element, ...]) -> bool:
-        for el in chain:
-            v = self.bad.get(el)
-            if v is None:
-                v = self.bad[el] = is_bad_container(el)
-            if v:
-                return True
-        return False
+        self.chain_bad = _PathFlag(is_bad_container)
+        self.chain_mild = _PathFlag(is_mild_bad_container)
+        self.chain_stream = _PathFlag(is_stream_container)
+        self.chain_main = _PathFlag(_is_main)
 
     def chain_good(self, chain: tuple[etree._Element, ...]) -> bool:
         for el in chain:
@@ -703,18 +698,15 @@ def _between(start: etree._Element, end: etree._Element) -> list[etree._Element]
     return out
 
 
-def flat_posts(root: etree._Element, page_url: str, base: str | None) -> list[RawItem]:
+def flat_posts(anchors: list[Anchor], page_url: str, base: str | None) -> list[RawItem]:
     """Posts written as an unlinked headline, the body, then a "posted … permalink" line (issue 18):
     the headline titles the item, the permalink links it, the elements between are its summary."""
     pairs: list[tuple[etree._Element, etree._Element, str]] = []
     last_heading = None
-    for a in root.iter("a"):
-        # a permalink's text is one short word with no markup, or its class says so
-        text = fold_ws(a.text) if not len(a) and a.text and len(a.text) < 40 else ""
-        if not _is_permalink(a, text):
-            continue
-        href = clean_href(a.get("href"))
-        if href is None:
+    for anchor in anchors:
+        a, href = anchor.el, anchor.href
+        if len(anchor.title) > 40 or not _is_permalink(a, anchor.title) or any(
+                p.tag in HEADINGS for p in anchor.ancestors[-3:]):
             continue
         found = _PRECEDING_HEADING(a)
         heading = found[0] if found else None
@@ -774,10 +766,10 @@ def automatic(page_url: str, text: str) -> Outcome:
 
     # 2. repeated blocks
     etree.strip_elements(root, "script", "style", "noscript", "template", etree.Comment, with_tail=False)
-    flat = flat_posts(root, page_url, base)
+    anchors = collect_anchors(root)
+    flat = flat_posts(anchors, page_url, base)
     if flat:
         return Outcome(flat, "flat-posts", f"{len(flat)} posts: unlinked headlines, each followed by its permalink")
-    anchors = collect_anchors(root)
     by_sig: dict[tuple[str, ...], list[Anchor]] = defaultdict(list)
     for a in anchors:
         by_sig[a.sig].append(a)
