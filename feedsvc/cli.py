@@ -166,6 +166,7 @@ def setup_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.captureWarnings(True)  # library warnings (XMLParsedAsHTMLWarning, …) at the level chosen
     if level != "DEBUG":  # APScheduler and urllib3 talk a lot at INFO
         for noisy in ("apscheduler", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -223,10 +224,11 @@ def cmd_refresh(args: argparse.Namespace, config: Config, chatty: bool) -> int:
                   "published feed", file=sys.stderr)
         if chatty:
             failed_sources = len(r.failures)
-            degraded = len(r.degraded)
+            degraded, backed_off = len(r.degraded), len(r.backed_off)
             print(f"{r.topic}: {r.entries} entries, {r.new} new, {r.updated} updated, "
                   + (f"{len(r.merged)} merged, " if r.merged else "")
                   + f"{failed_sources} failed source{'s' if failed_sources != 1 else ''}"
+                  + (f", {backed_off} backed off" if backed_off else "")
                   + (f", {degraded} degraded source{'s' if degraded != 1 else ''}" if degraded else "")
                   + ("" if r.feed_written else " (feed unchanged)"))
             if args.verbose >= 2:  # so that a user can see a wrong merge
@@ -235,6 +237,9 @@ def cmd_refresh(args: argparse.Namespace, config: Config, chatty: bool) -> int:
         for s in r.failures:
             failed += 1
             print(f"feedsvc: {r.topic}: source failed: {s.url}: {s.error}", file=sys.stderr)
+        for s in r.backed_off:  # skipped, not healthy: it failed and has not been tried since
+            failed += 1
+            print(f"feedsvc: {r.topic}: source failing: {s.url}: {s.error}", file=sys.stderr)
         for s in r.degraded if not args.quiet else ():  # a warning: the feed keeps its entries
             print(f"feedsvc: {r.topic}: source degraded: {s.url}: {s.items} item(s) where it usually lists "
                   f"{s.usual}", file=sys.stderr)
@@ -393,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    level = args.log_level or ("INFO" if args.command == "run" else "ERROR" if args.quiet else "WARNING")
+    level = args.log_level or ("ERROR" if args.quiet else "INFO" if args.command == "run" else "WARNING")
     if args.command == "refresh" and not args.log_level:
         level = "ERROR"  # failed sources are printed by the command itself, once
     setup_logging(level, args.log_format)

@@ -157,5 +157,10 @@ class RefreshResult:
         return [s for s in self.sources if s.status == "failed"]
 
     @property
+    def backed_off(self) -> list[SourceOutcome]:
+        """Sources not fetched because they failed before: still failing, as far as anyone knows."""
+        return [s for s in self.sources if s.status == "skipped"]
+
+    @property
     def degraded(self) -> list[SourceOutcome]:
         return [s for s in self.sources if s.usual is not None]

@@ -351,8 +351,10 @@ def settled_sources(config: Config, topics: Sequence[TopicConfig], store: Store,
     for url, (source, _topic) in sources.items():
         state = states[url]
         if not force and state.next_try_at is not None and now < state.next_try_at:
-            yield url, SourceItems(SourceOutcome(url, "skipped", error=f"backed off until "
-                                                 f"{state.next_try_at.isoformat()} after: {state.last_error}"))
+            failures = state.consecutive_failures
+            yield url, SourceItems(SourceOutcome(
+                url, "skipped", error=f"backed off until {state.next_try_at:%Y-%m-%d %H:%M %Z} after {failures} "
+                f"failure{'s' if failures != 1 else ''} in a row (last: {state.last_error})"))
             continue
         jobs.append((source, state))
     if not jobs:
@@ -466,6 +468,14 @@ class Parsed:
     last_modified: str | None
 
 
+def start_worker(pid: int, level: int) -> None:
+    """A parse worker's start: its log records and library warnings (Beautiful Soup's, lxml's) at the
+    level the user chose, as in the main process (a worker does not inherit its logging set-up)."""
+    logging.captureWarnings(True)
+    logging.getLogger().setLevel(level)
+    watch_refresh(pid)
+
+
 def watch_refresh(pid: int) -> None:
     """In a parse worker: exit when the refresh that started it is gone.
 
@@ -519,8 +529,8 @@ class Workers:
         # what the workers use, imported once in the forkserver rather than in each worker
         ctx.set_forkserver_preload(["feedsvc.pipeline", "feedsvc.extract", "feedsvc.extract.selectors",
                                      "feedsvc.normalize", "feedsvc.publish", "feedgen.feed", "feedgen.ext.base"])
-        self.pool = ProcessPoolExecutor(max_workers=self.size, mp_context=ctx, initializer=watch_refresh,
-                                        initargs=(os.getpid(),))
+        self.pool = ProcessPoolExecutor(max_workers=self.size, mp_context=ctx, initializer=start_worker,
+                                        initargs=(os.getpid(), logging.getLogger().getEffectiveLevel()))
         self.futures = []
         self.pool.submit(int)  # start the processes now, not when the first real job comes
 

@@ -203,7 +203,8 @@ def test_a_refresh_logs_one_info_line_with_its_numbers(make_daemon, recorder: Re
     assert record.getMessage().startswith(
         "peace-talks: 7 entries, 2 new, 1 updated, 1 failed source, 0.25s (failed: https://example.com/gone")
     assert record.fields == {"topic": "peace-talks", "entries": 7, "new": 2, "updated": 1,  # type: ignore[attr-defined]
-                             "failed_sources": 1, "feed_written": True, "duration_s": 0.25}
+                             "failed_sources": 1, "backed_off_sources": 0, "feed_written": True,
+                                 "duration_s": 0.25}
 
 
 def test_a_crash_is_logged_with_traceback_and_the_schedule_goes_on(make_daemon, recorder: Recorder,
