@@ -137,8 +137,10 @@ ACTION_TEXT = re.compile(
 
 # Blocks of a listing that are no story (issue 18): promotions slotted into the list ...
 PROMO_TEXT = re.compile(
-    r"^(?:buy|shop|order|subscribe|sign up|join|try|get|download|book|save)\b.{0,60}"
-    r"(?:today|now|free|finance|offer|deal|discount|%|percent|newsletter|app|trial)\b|"
+    # an imperative to spend with a commercial word ("Buy a car today with 0% finance"); not "Get
+    # ready: storm hits today", which is news
+    r"^(?:buy|shop|subscribe|sign up|download)\b.{0,60}"
+    r"(?:\bfree\b|\bfinance|\boffers?\b|\bdeals?\b|discount|\d\s?%|percent|newsletter|\btrial\b|our app)|"
     r"stay (?:up to date|informed|in the loop)|\bnewsletter\b|subscribe (?:now|today|to our)|"
     r"sign up (?:now|today|for)|abonnieren|jetzt (?:abo|testen|abonnieren)|"
     r"メルマガ|会員登録|無料(?:登録|体験)|購読のお申し込み",

@@ -1,0 +1,52 @@
+"""The vocabularies of rules.py that decide what is no item, as tables of cases with readable ids."""
+
+from __future__ import annotations
+
+import pytest
+
+from feedsvc.extract import rules
+from feedsvc.extract.html import is_pagination, site_of
+
+
+@pytest.mark.parametrize("title, promo", [
+    pytest.param("Buy a car today with zero percent finance", True, id="buy-finance"),
+    pytest.param("Shop now: 20% off winter coats", True, id="shop-percent"),
+    pytest.param("Stay up to date with our morning newsletter", True, id="stay-up-to-date"),
+    pytest.param("Subscribe to our newsletter", True, id="subscribe"),
+    pytest.param("Download our app for free", True, id="download-app"),
+    pytest.param("メルマガ登録で最新情報をお届け", True, id="ja-mail-magazine"),
+    pytest.param("Get ready: storm to hit the coast today", False, id="news-get-today"),
+    pytest.param("Save the date: festival returns today", False, id="news-save-the-date"),
+    pytest.param("Google to buy Fitbit for $2bn", False, id="news-buy-inside"),
+    pytest.param("Buy-to-let landlords face new tax rules", False, id="news-buy-to-let"),
+])
+def test_promo_text(title, promo):
+    assert bool(rules.PROMO_TEXT.search(title.casefold())) is promo
+
+
+PAGE = "https://www.example.org/local/"
+
+
+@pytest.mark.parametrize("href, pagination", [
+    pytest.param("?p=2", True, id="own-path-p2"),
+    pytest.param("/local/?page=3", True, id="own-path-page3"),
+    pytest.param("/local/page/4/", True, id="wordpress-page-path"),
+    pytest.param("/blog/page/2", True, id="page-path-elsewhere"),
+    pytest.param("/?p=1531", False, id="wordpress-post-id"),
+    pytest.param("/local/?p=205", False, id="post-id-on-own-path"),
+    pytest.param("/sport/?page=2", False, id="another-section-page"),
+    pytest.param("/local/2026/01/19/page-turner-wins-prize", False, id="article-slug"),
+])
+def test_pagination(href, pagination):
+    assert is_pagination(href, PAGE, None) is pagination
+
+
+@pytest.mark.parametrize("host, site", [
+    pytest.param("news.chinatimes.com", "chinatimes.com", id="subdomain"),
+    pytest.param("www.chinatimes.com", "chinatimes.com", id="www"),
+    pytest.param("www.news.com.au", "news.com.au", id="com-au"),
+    pytest.param("headlines.yahoo.co.jp", "yahoo.co.jp", id="co-jp"),
+    pytest.param("www.bravewords.com", "bravewords.com", id="other-site"),
+])
+def test_site_of(host, site):
+    assert site_of(host) == site
