@@ -99,6 +99,9 @@ def test_images_and_teasers_through_refresh(http_server, tmp_path):
     pytest.param('<img src="data:image/gif;base64,R0lGOD" data-original="/img/o.jpg">', "/img/o.jpg", id="data-original"),
     pytest.param('<img src="/img/blank.gif" data-lazy-src="/img/l.jpg">', "/img/l.jpg", id="data-lazy-src"),
     pytest.param('<img srcset="/a-320.jpg 320w, /a-960.jpg 960w, /a-640.jpg 640w">', "/a-960.jpg", id="srcset-widest"),
+    pytest.param('<img srcset="/p.jpg?resize=616,411, /p.jpg?resize=925,617 1.5x, /p.jpg?resize=1232,821 2x">',
+                 "/p.jpg?resize=1232,821", id="srcset-commas-in-urls"),
+    pytest.param('<img srcset="/a.jpg, /b.jpg 2x">', "/b.jpg", id="srcset-density"),
     pytest.param('<img src="/img/placeholder.png">', None, id="placeholder-only"),
     pytest.param('<img src="/img/ok.jpg" width="600">', "/img/ok.jpg", id="plain"),
 ])

@@ -529,16 +529,28 @@ def _side(value: str | None) -> int | None:
 
 
 def _widest(srcset: str) -> str | None:
-    best, best_w = None, -1.0
-    for candidate in srcset.split(","):
-        parts = candidate.split()
-        if not parts or parts[0].startswith("data:"):
+    """The widest candidate of a srcset, parsed as browsers do: a URL may hold commas
+    ("…&resize=616,411"); a comma ends it only at its end or after its descriptor ("925w", "2x")."""
+    best, best_w, pos, n = None, -1.0, 0, len(srcset)
+    while pos < n:
+        while pos < n and (srcset[pos].isspace() or srcset[pos] == ","):
+            pos += 1
+        start = pos
+        while pos < n and not srcset[pos].isspace():
+            pos += 1
+        url, descriptor = srcset[start:pos], ""
+        if url.endswith(","):
+            url = url.rstrip(",")
+        else:
+            end = srcset.find(",", pos)
+            end = n if end < 0 else end
+            descriptor, pos = srcset[pos:end].strip(), end + 1
+        if not url or url.startswith("data:"):
             continue
-        w = 0.0
-        if len(parts) > 1 and parts[1][:-1].replace(".", "", 1).isdigit():
-            w = float(parts[1][:-1])
+        number = descriptor[:-1]
+        w = float(number) if descriptor[-1:] in ("w", "x") and number.replace(".", "", 1).isdigit() else 0.0
         if w > best_w:
-            best, best_w = parts[0], w
+            best, best_w = url, w
     return best
 
 
