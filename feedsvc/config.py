@@ -70,6 +70,7 @@ class SourceConfig:
     encoding: str | None = None  # override a page whose header and meta lie
     robots: bool = True
     timezone: str = "UTC"  # for dates written without one (inherits the topic's)
+    allow_private: bool = False  # may redirect to non-public addresses of other hosts
 
     @property
     def is_local(self) -> bool:
@@ -113,6 +114,7 @@ class Config:
     max_bytes: int = 5_000_000
     jitter: timedelta = timedelta(seconds=30)
     hosts: dict[str, timedelta] = field(default_factory=dict)  # per-host minimum gap
+    allow_private: bool = False  # redirects may reach loopback/private addresses of unconfigured hosts
 
     @property
     def lock_path(self) -> Path:
@@ -352,6 +354,7 @@ def config_from_dict(raw: dict[str, Any], path: Path) -> Config:
         timeout=g.get("timeout", str, timedelta(seconds=30), check=_duration),
         max_bytes=g.get("max_bytes", int, 5_000_000, check=_positive),
         jitter=g.get("jitter", str, timedelta(seconds=30), check=parse_duration),
+        allow_private=g.get("allow_private", bool, False),
     )
     if cfg_kwargs["websub_hub"] and not base_url:
         g.fail("websub_hub", "needs base_url too: the hub is told the feeds' public URLs")
@@ -443,6 +446,7 @@ def _source(path: Path, raw: Any, where: str, topic_tz: str) -> SourceConfig:
         encoding=r.get("encoding", str, None, check=check_encoding_name),
         robots=r.get("robots", bool, True),
         timezone=r.get("timezone", str, topic_tz, check=check_timezone),
+        allow_private=r.get("allow_private", bool, False),
     )
     r.finish()
     return source

@@ -44,7 +44,7 @@ class SourceError(FeedsvcError):
     """One source could not be read: recorded as data, the topic goes on.
 
     `kind` is a short machine-readable word: network, timeout, http, too-large,
-    decode, robots, empty, drift, parse.
+    decode, robots, empty, drift, parse, private-address.
     """
 
     def __init__(self, kind: str, message: str, *, retry_after: float | None = None) -> None:
@@ -54,6 +54,15 @@ class SourceError(FeedsvcError):
 
 class FetchError(SourceError):
     """The page could not be fetched (network, HTTP status, timeout, size, robots.txt)."""
+
+
+class PrivateAddressError(FetchError):
+    """A request (a redirect, mostly) would reach a loopback, private, link-local or other non-public
+    address of a host that is not a configured source: refused, so that a page cannot make feedsvc
+    read (or probe) services inside the network. `allow_private = true` lifts it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("private-address", message)
 
 
 class StoreError(FeedsvcError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.utils
 import heapq
+import ipaddress
 import itertools
 import logging
 import os
@@ -40,7 +41,7 @@ from requests.adapters import HTTPAdapter
 
 from feedsvc.config import SourceConfig
 from feedsvc.decode import decode_body, media_type
-from feedsvc.errors import FetchError, SourceError
+from feedsvc.errors import FetchError, PrivateAddressError, SourceError
 from feedsvc.model import NotModified, Page, RobotsTxt, SourceState
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,8 @@ class Fetcher:
     def __init__(self, *, user_agent: str, timeout: float = 30.0, max_bytes: int = 5_000_000,
                  host_delay: float = 1.0, host_delays: dict[str, float] | None = None,
                  max_retries: int = 2, max_redirects: int = 5, max_workers: int = 8,
-                 robots: dict[str, RobotsTxt] | None = None) -> None:
+                 robots: dict[str, RobotsTxt] | None = None, allow_private: bool = False,
+                 source_urls: Sequence[str] = ()) -> None:
         self.user_agent = user_agent
         self.timeout = float(timeout)
         self.connect_timeout = min(10.0, self.timeout)
@@ -163,6 +165,9 @@ class Fetcher:
         self.fetched_robots: list[RobotsTxt] = []
         self._hosts_lock = threading.Lock()
         self._watchdog = _Watchdog()
+        # Non-public addresses are for configured sources only (their own host:port), unless allowed
+        self.allow_private = allow_private
+        self.source_origins = frozenset(o for o in map(_host_port, source_urls) if o)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -181,7 +186,7 @@ class Fetcher:
     def fetch(self, source: SourceConfig, state: SourceState | None, *, now: datetime,
               force: bool = False) -> Page | NotModified:
         """Fetch and decode one source. Raises FetchError (kind: network, timeout, http, too-large,
-        decode, robots, redirects, empty)."""
+        decode, robots, redirects, empty, private-address)."""
         if source.is_local:
             return self._fetch_file(source, now)
         if not source.robots:
@@ -195,6 +200,18 @@ class Fetcher:
         deadline = _Deadline(time.monotonic() + self.timeout)
         url = source.url
         chain = [url]
+        _tls.guard = _Guard(self.allow_private or source.allow_private, self.source_origins, _host_port(url))
+        try:
+            return self._follow(source, url, chain, headers, deadline, now)
+        except PrivateAddressError as exc:
+            if len(chain) > 1:
+                raise PrivateAddressError(f"{exc.message}; redirects: {' -> '.join(chain)}") from None
+            raise
+        finally:
+            _tls.guard = None
+
+    def _follow(self, source: SourceConfig, url: str, chain: list[str], headers: dict[str, str],
+                deadline: _Deadline, now: datetime) -> Page | NotModified:
         for _hop in range(self.max_redirects + 1):
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -689,6 +706,79 @@ class _Watchdog:
                 watch.fire()  # (outside the condition: fire() takes the watch's own lock)
 
 
+@dataclass(frozen=True)
+class _Guard:
+    """What the fetching thread may connect to: any address, or non-public ones only for these origins."""
+
+    allow_all: bool
+    origins: frozenset[tuple[str, int]]  # the configured sources'
+    own: tuple[str, int] | None  # this source's
+
+    def trusts(self, host: str, port: int) -> bool:
+        return self.allow_all or (host, port) == self.own or (host, port) in self.origins
+
+
+def _host_port(url: str) -> tuple[str, int] | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    return parts.hostname.lower(), port or (443 if parts.scheme == "https" else 80)
+
+
+def _non_public(ip: str) -> bool:
+    """Loopback, private, link-local, shared, reserved, multicast, unspecified: anything not global."""
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return True
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    return not addr.is_global or addr.is_multicast
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+
+
+def _refusal(host: str, port: int, ip: str) -> PrivateAddressError:
+    return PrivateAddressError(f"refused to connect to {host}:{port}: {ip} is not a public address (loopback, "
+                               "private or link-local) and not a configured source; set allow_private = true "
+                               "for the source if it is meant")
+
+
+def _guarded_conn(conn: urllib3.connection.HTTPConnection, connect: Callable[[], socket.socket]) -> socket.socket:
+    """Open the connection's socket under the fetching thread's _Guard.
+
+    Checked twice: the name's addresses before connecting (so a closed internal port cannot be told
+    from an open one: no port probe), and the address actually connected to (so a DNS answer that
+    changes between the two cannot get around the first check). Behind a proxy the peer is the proxy:
+    the proxy decides."""
+    guard: _Guard | None = getattr(_tls, "guard", None)
+    host, port = (conn.host or "").strip("[]").lower(), int(conn.port or 80)
+    if guard is None or conn.proxy is not None or guard.trusts(host, port):
+        return connect()
+    try:
+        addresses = _resolve(host, port)
+    except OSError:
+        addresses = []  # let the real connect report the DNS failure
+    bad = next((ip for ip in addresses if _non_public(ip)), None)
+    if bad is not None:
+        raise _refusal(host, port, bad)
+    sock = connect()
+    try:
+        peer = sock.getpeername()[0]
+    except OSError:
+        peer = ""
+    if _non_public(peer):
+        sock.close()
+        raise _refusal(host, port, peer)
+    return sock
+
+
 def _attach_socket(conn: urllib3.connection.HTTPConnection) -> None:
     watch = getattr(_tls, "watch", None)
     if watch is not None:
@@ -696,12 +786,18 @@ def _attach_socket(conn: urllib3.connection.HTTPConnection) -> None:
 
 
 class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        return _guarded_conn(self, super()._new_conn)
+
     def getresponse(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         _attach_socket(self)  # runs in the fetching thread, right before it waits for the headers
         return super().getresponse(*args, **kwargs)
 
 
 class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        return _guarded_conn(self, super()._new_conn)
+
     def getresponse(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         _attach_socket(self)
         return super().getresponse(*args, **kwargs)

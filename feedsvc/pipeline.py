@@ -85,6 +85,8 @@ def make_fetcher(config: Config, robots: dict[str, RobotsTxt] | None = None) -> 
         host_delay=config.host_delay.total_seconds(),
         host_delays={h: d.total_seconds() for h, d in config.hosts.items()},
         robots=robots,
+        allow_private=config.allow_private,
+        source_urls=[s.url for t in config.topics for s in t.sources],
     )
 
 
