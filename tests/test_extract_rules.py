@@ -50,3 +50,26 @@ def test_pagination(href, pagination):
 ])
 def test_site_of(host, site):
     assert site_of(host) == site
+
+
+def _page(body: str):
+    from datetime import UTC, datetime
+
+    from feedsvc.model import Page
+
+    return Page(url="https://www.example.org/news/", text=f"<html><body>{body}</body></html>",
+                content_type="text/html", encoding="utf-8", fetched_at=datetime(2026, 1, 20, tzinfo=UTC))
+
+
+STORIES = "".join(f'<li><a href="/news/2026/01/{10 + i}/story-number-{i}-of-the-week">Story number {i} of the '
+                  f'week in the valley</a></li>' for i in range(6))
+
+
+def test_a_main_holding_no_real_list_does_not_push_the_listing_aside():
+    """<main> with only a two-link breadcrumb in it: the bare list of stories outside it is still the
+    listing (pushed aside as a side column, it would fall under the bar for a bare list)."""
+    from feedsvc.extract import extract_items
+
+    body = ('<main><p><a href="/">Home page of the site</a> › <a href="/news/">News from the valley</a></p></main>'
+            f'<div class="stories"><ul>{STORIES}</ul></div>')
+    assert len(extract_items(_page(body))) == 6

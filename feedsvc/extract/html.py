@@ -799,8 +799,11 @@ def automatic(page_url: str, text: str) -> Outcome:
             g.pre *= 1 + rules.STRUCTURED_CONFIRM_BONUS * listed / len(g.members)
         if g.pre > 0:
             groups.append(g)
-    # a page that marks its main content (<main>, role=main): lists outside it are side columns
-    if any(g.notes["in_main"] * 2 >= len(g.members) for g in groups):
+    # a page that marks its main content (<main>, role=main): lists outside it are side columns,
+    # once a real list (three links or more, not dwarfed by the best outside) sits inside it
+    best_pre = max((g.pre for g in groups), default=0.0)
+    if any(g.notes["in_main"] * 2 >= len(g.members) and g.notes["n"] >= rules.MIN_ITEMS
+           and g.pre >= 0.2 * best_pre for g in groups):
         for g in groups:
             if g.notes["in_main"] * 2 < len(g.members):
                 g.pre *= rules.OUTSIDE_MAIN_FACTOR
@@ -832,7 +835,7 @@ def automatic(page_url: str, text: str) -> Outcome:
         heading = g.notes.get("headings", 0) >= 0.5
         same_list = bool(g.containers & best.containers) and heading
         section_head = False
-        if heading and not (same_shape or same_list):
+        if heading and not (same_shape or same_list) and not all(rules.is_date_only(m.title) for m in g.members[:3]):
             # a section's headline above its list of links: its block holds links of the winner
             if best_path is None:
                 best_path = {id(a) for m in best.members for a in m.ancestors}
