@@ -15,7 +15,7 @@ import sys
 import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any, NoReturn, Sequence, TextIO
 
 from feedsvc import __version__
 from feedsvc.config import Config, FieldSelector, Selectors, SourceConfig, check_selector, load_config
@@ -53,6 +53,16 @@ EXAMPLES = {
           feedsvc serve                        # http://127.0.0.1:8080/peace-talks.atom
           feedsvc serve --host 0.0.0.0 --port 8000
         """,
+    "init": """\
+        examples:
+          feedsvc init                         # writes ./config.toml, commented, to edit
+          feedsvc --config /srv/feedsvc/config.toml init
+        """,
+    "add": """\
+        examples:
+          feedsvc add https://blog.python.org/ --topic python-news --topic-title "Python Insider"
+          feedsvc add https://example.com/news/ --topic news --item 'li.card' --title h3 --link 'a@href'
+        """,
     "check": """\
         examples:
           feedsvc check                        # is ./config.toml valid? prints its topics
@@ -81,7 +91,7 @@ def add_common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> No
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="feedsvc",
         description="Turn web pages that have no feed into Atom feeds.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -125,19 +135,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timezone", default=None, help="time zone for dates written without one (default: config's)")
     p.add_argument("--language", default=None, help="the page's language, e.g. ja")
     p.add_argument("--encoding", default=None, help="decode the page with this codec, whatever it declares")
-    for name in ("item", "title", "link", "summary", "date", "image"):
-        p.add_argument(f"--{name}", metavar="CSS", help=f"CSS selector for the {name}"
-                       + (" blocks" if name == "item" else " (attr form: a@href)"))
+    p.add_argument("--toml", action="store_true",
+                   help="print the [[topics.sources]] table for config.toml (with the selectors given)")
+    add_selector_options(p)
 
     p = command("status", "Show each topic's and source's health.")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = command("serve", "Serve the feeds folder over HTTP (for small setups; use nginx in production).")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
 
     command("check", "Check the config file and list its topics and sources.")
+
+    command("init", "Write a commented starter config.toml (never over an existing file).")
+
+    p = command("add", "Preview a page and add it as a source to config.toml, keeping its comments.")
+    p.add_argument("url", metavar="URL-or-PATH", help="an http(s) URL, a file: URL or a local file")
+    p.add_argument("--topic", metavar="ID", help="the topic to add it to, new or existing (default: from the URL)")
+    p.add_argument("--topic-title", metavar="TEXT", help="a new topic's title (default: the page's <title>)")
+    p.add_argument("--language", default=None, help="a new topic's language, e.g. ja")
+    p.add_argument("--timezone", default=None, help="time zone for dates written without one")
+    p.add_argument("--encoding", default=None, help="decode the page with this codec, whatever it declares")
+    add_selector_options(p)
     return parser
+
+
+SELECTOR_HELP = {
+    "item": "CSS selector of the blocks that hold one item each",
+    "title": "CSS selector of the headline in an item",
+    "link": "CSS selector of the link in an item (attr form: a@href)",
+    "summary": "CSS selector of the summary in an item",
+    "date": "CSS selector of the date in an item (attr form: time@datetime)",
+    "image": "CSS selector of the image in an item (attr form: img@src)",
+}
+
+
+def add_selector_options(p: argparse.ArgumentParser) -> None:
+    for name, help_text in SELECTOR_HELP.items():
+        p.add_argument(f"--{name}", metavar="CSS", help=help_text)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a did-you-mean for a mistyped command (`feedsvc refesh`)."""
+
+    def error(self, message: str) -> NoReturn:
+        import difflib
+        import re
+
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            choices = re.findall(r"'([^']*)'", m.group(2))
+            close = difflib.get_close_matches(m.group(1), choices, n=1)
+            if close:
+                message += f"; did you mean '{close[0]}'?"
+        super().error(message)
 
 
 # --------------------------------------------------------------------------- logging
@@ -268,8 +320,8 @@ def print_plans(plans: Sequence[Any]) -> None:
             print(f"  merged   {item}  -> {into} ({why})")
 
 
-def cmd_preview(args: argparse.Namespace, config: Config | None) -> int:
-    from feedsvc import pipeline
+def source_from_args(args: argparse.Namespace, config: Config | None, command: str) -> SourceConfig:
+    """The source a preview or an add is about: URL, selectors, encoding and zone from the command line."""
     from feedsvc.config import check_encoding_name, check_timezone, source_url_checker
 
     try:
@@ -287,17 +339,42 @@ def cmd_preview(args: argparse.Namespace, config: Config | None) -> int:
         if args.item:
             check_selector(args.item)
     except ValueError as exc:
-        raise UsageError(f"preview: {exc}") from None
+        raise UsageError(f"{command}: {exc}") from None
     if fields and not args.item:
-        raise UsageError("preview: --item is needed with field selectors (it selects one item's block)")
+        raise UsageError(f"{command}: --item is needed with field selectors (it selects one item's block)")
     selectors = Selectors(item=args.item, **fields) if args.item else None
-    source = SourceConfig(url=url, selectors=selectors, encoding=encoding, timezone=tz, robots=True)
+    return SourceConfig(url=url, selectors=selectors, encoding=encoding, timezone=tz, robots=True)
+
+
+def source_table(args: argparse.Namespace, url: str) -> dict[str, str]:
+    """The [[topics.sources]] keys for what the command line gave, as the user wrote them."""
+    table = {"url": url}
+    for name in ("item", "title", "link", "summary", "date", "image", "encoding"):
+        if getattr(args, name, None):
+            table[name] = getattr(args, name)
+    return table
+
+
+def fetch_preview(source: SourceConfig, config: Config | None, language: str | None) -> tuple[Any, list[Any],
+                                                                                           list[Any]]:
+    from feedsvc import pipeline
+
     if config is None:
         from feedsvc.config import config_from_dict
 
-        config = config_from_dict({"topics": [{"id": "preview", "title": "preview", "sources": [{"url": url}]}]},
+        config = config_from_dict({"topics": [{"id": "preview", "title": "preview", "sources": [{"url": source.url}]}]},
                                   Path.cwd() / "config.toml")
-    page, raws, items = pipeline.preview(source, config, now=now_utc(), language=args.language)
+    return pipeline.preview(source, config, now=now_utc(), language=language)
+
+
+def cmd_preview(args: argparse.Namespace, config: Config | None) -> int:
+    source = source_from_args(args, config, "preview")
+    if args.toml:
+        from feedsvc.configfile import source_toml
+
+        print(source_toml(source_table(args, args.url)), end="")
+        return 0
+    page, raws, items = fetch_preview(source, config, args.language)
     by_position = {r.position: r for r in raws}
     if args.json:
         out = [{
@@ -373,14 +450,75 @@ def iso(value: datetime | None) -> str | None:
 
 
 def cmd_check(config: Config) -> int:
+    from urllib.request import url2pathname
+
+    from feedsvc.daemon import describe_schedule
+
+    missing = []
+    for i, t in enumerate(config.topics):
+        for j, s in enumerate(t.sources):
+            if s.is_local and not Path(url2pathname(s.url.removeprefix("file://"))).is_file():
+                missing.append(f"feedsvc: {config.path}: topics[{i}].sources[{j}].url: {s.url}: no such file")
+    if missing:
+        print("\n".join(missing), file=sys.stderr)
+        return UsageError.exit_code
     print(f"{config.path}: ok")
     print(f"  feeds: {config.output_dir}   state: {config.state}")
     for t in config.topics:
-        schedule = f"cron {t.cron}" if t.cron else f"every {t.interval}"
-        print(f"  {t.id}: {t.title} ({len(t.sources)} source(s), {schedule}, {', '.join(t.formats)})")
+        print(f"  {t.id}: {t.title} ({len(t.sources)} source(s), {describe_schedule(t)}, {', '.join(t.formats)})")
         for s in t.sources:
             print(f"    {s.url}" + ("  [selectors]" if s.selectors else ""))
     return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from feedsvc.configfile import write_starter
+
+    path = Path(args.config)
+    write_starter(path)
+    print(f"wrote {path}: add a source with `feedsvc add URL --topic ID`, then `feedsvc refresh`")
+    return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    """Preview the page; add it to the config only if it gives items."""
+    import re
+
+    from feedsvc.configfile import add_source, source_toml, topic_id_for
+
+    path = Path(args.config).absolute()
+    config = load_config(path) if _has_topics(path) else None
+    source = source_from_args(args, config, "add")
+    page, _raws, items = fetch_preview(source, config, args.language)
+    print(f"{page.url}: {len(items)} item(s)")
+    for n, i in enumerate(items[:5], 1):
+        print(f"  {n}. {i.title}" + (f"  <{i.link}>" if i.link else ""))
+    if len(items) > 5:
+        print(f"  … and {len(items) - 5} more")
+    if not items:
+        print("feedsvc: add: no items found on the page; nothing added (try --item and field selectors, "
+              "and `feedsvc preview URL` to see them)", file=sys.stderr)
+        return 1
+    url = args.url
+    if source.is_local and "://" not in url:  # a path: as the config reads it, relative to the config file
+        url = os.path.relpath(Path(url).absolute(), path.parent)
+    topic_id = args.topic or topic_id_for(source.url)
+    m = re.search(r"<title[^>]*>([^<]{1,200})", page.text, re.I) if page.content_type.endswith("html") else None
+    title = args.topic_title or (" ".join(m.group(1).split()) if m else "") or topic_id
+    table = source_table(args, url)
+    new = add_source(path, topic_id, table, {"title": title, "language": args.language, "timezone": args.timezone})
+    print(f"added to {'new ' if new else ''}topic {topic_id!r} in {path}:\n\n{source_toml(table)}")
+    return 0
+
+
+def _has_topics(path: Path) -> bool:
+    """Whether the config file exists and has a [[topics]] table (a fresh `init` has none yet)."""
+    import tomllib
+
+    try:
+        return bool(tomllib.loads(path.read_text(encoding="utf-8")).get("topics"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
@@ -404,6 +542,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(level, args.log_format)
     chatty = not args.quiet and (args.verbose or sys.stdout.isatty())
     try:
+        if args.command == "init":
+            return cmd_init(args)
+        if args.command == "add":
+            return cmd_add(args)
         if args.command == "preview":
             config = load_config(args.config) if Path(args.config).exists() else None
             return cmd_preview(args, config)

@@ -30,7 +30,8 @@ LAYERS: dict[str, set[str]] = {
     "pipeline": {"model", "errors", "config", "fetch", "extract", "normalize", "dedupe", "store", "publish",
                  "websub"},
     "daemon": {"model", "errors", "config", "pipeline", "lock", "serve", "cli"},
-    "cli": {"model", "errors", "config", "pipeline", "daemon", "lock", "store", "serve"},
+    "configfile": {"model", "errors", "config"},
+    "cli": {"model", "errors", "config", "pipeline", "daemon", "lock", "store", "serve", "configfile"},
     "__main__": {"cli"},
     "__init__": set(),
 }
@@ -42,6 +43,7 @@ OWNERS: dict[str, set[str]] = {
     "feedgen": {"publish"},
     "apscheduler": {"daemon"},
     "sqlite3": {"store"},
+    "tomlkit": {"configfile"},
 }
 
 
