@@ -7,7 +7,10 @@ static host) in front of output_dir instead; see the README.
 Never a file outside root: the raw request path is checked before and after percent-decoding
 ("..", ".", empty segments, encoded separators or dots, backslashes, NUL), dotfiles (publish's
 temp files) are hidden, and the resolved path (symlinks followed) must still be inside root.
-Stdlib only.
+Bounded: a connection silent for IDLE_TIMEOUT (between requests or within one) is closed, so is one
+whose request head takes longer than HEADER_TIMEOUT however it is dripped; at most MAX_CONNECTIONS
+are served at once (the next ones get a 503 at once, not a thread each). SIGTERM stops it with exit
+code 0 and one line. Stdlib only.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ import hashlib
 import http.server
 import logging
 import re
+import signal
 import socket
+import sys
+import threading
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -37,6 +43,9 @@ CONTENT_TYPES = {
     ".css": "text/css; charset=utf-8",
 }
 DEFAULT_TYPE = "application/octet-stream"
+IDLE_TIMEOUT = 15.0  # seconds a connection may stay silent (keep-alive, or a request sent slowly)
+HEADER_TIMEOUT = 30.0  # seconds for a whole request head, however it is dripped
+MAX_CONNECTIONS = 64  # connections served at once: each holds a thread
 # index.html carries no script; say so to the browser too.
 HTML_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src http: https:; base-uri 'none'; form-action 'none'"
 # Encoded forms of '.', '/', '\' and NUL have no business in a path to a feed file.
@@ -126,6 +135,32 @@ def _make_handler(root: Path) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = f"feedsvc/{__version__}"
+        timeout = IDLE_TIMEOUT  # socketserver sets it on the connection: every read is bounded
+
+        def handle_one_request(self) -> None:
+            # a client dripping its request head a byte per read defeats the per-read timeout: the
+            # connection is shut down when the whole head has not come within HEADER_TIMEOUT
+            timer = threading.Timer(HEADER_TIMEOUT, self._cut_off)
+            timer.daemon = True
+            timer.start()
+            self._timer = timer
+            try:
+                super().handle_one_request()
+            finally:
+                timer.cancel()
+
+        def parse_request(self) -> bool:
+            try:
+                return super().parse_request()  # (reads the header lines)
+            finally:
+                self._timer.cancel()  # the head is in: the rest is ours to send
+
+        def _cut_off(self) -> None:
+            log.info("%s: request head not complete within %g s; closing", self.address_string(), HEADER_TIMEOUT)
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
         def version_string(self) -> str:  # the Server header: no Python version for strangers
             return self.server_version
@@ -222,28 +257,78 @@ def _make_handler(root: Path) -> type[http.server.BaseHTTPRequestHandler]:
     return Handler
 
 
+class BoundedHTTPServer(http.server.ThreadingHTTPServer):
+    """A thread per connection, at most `max_connections` of them; beyond, a 503 and close."""
+
+    daemon_threads = True
+    max_connections = MAX_CONNECTIONS
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+
+    def process_request(self, request, client_address):  # type: ignore[no-untyped-def]
+        if not self._slots.acquire(blocking=False):
+            log.warning("%s: refused, %d connections already open", client_address[0], self.max_connections)
+            try:
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                b"Retry-After: 5\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):  # type: ignore[no-untyped-def]
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
 def make_server(root: Path, host: str = "127.0.0.1", port: int = 8080) -> http.server.ThreadingHTTPServer:
     """A bound, not yet running server for `root` (port 0: any free port; see server.server_address)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)  # `feedsvc serve` before the first refresh: an empty folder
-    server_class = _ThreadingHTTPServer6 if ":" in host else http.server.ThreadingHTTPServer
-    server = server_class((host, port), _make_handler(root.resolve()))
-    server.daemon_threads = True
-    return server
+    server_class = _BoundedHTTPServer6 if ":" in host else BoundedHTTPServer
+    return server_class((host, port), _make_handler(root.resolve()))
 
 
-class _ThreadingHTTPServer6(http.server.ThreadingHTTPServer):
+class _BoundedHTTPServer6(BoundedHTTPServer):
     address_family = socket.AF_INET6  # --host ::1
 
 
+class _Stop(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 def serve(root: Path, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Serve `root` until KeyboardInterrupt."""
+    """Serve `root` until SIGTERM or Ctrl-C; either ends it normally, with one line on stderr."""
     server = make_server(root, host, port)
     bound_host, bound_port = server.server_address[:2]
-    log.info("serving %s on http://%s:%s/", Path(root).resolve(), bound_host, bound_port)
+    # One access line per request, unless the user asked for errors only (--quiet sets ERROR)
+    if logging.getLogger().getEffectiveLevel() <= logging.WARNING and log.getEffectiveLevel() > logging.INFO:
+        log.setLevel(logging.INFO)
+    log.debug("serving %s on http://%s:%s/", Path(root).resolve(), bound_host, bound_port)  # (cli says it)
+
+    def on_signal(signum: int, frame: object) -> None:
+        raise _Stop(signum)  # out of serve_forever (shutdown() from this thread would wait for itself)
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    stopped_by = "Ctrl-C"
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+    except _Stop as stop:
+        stopped_by = signal.Signals(stop.signum).name
     finally:
+        signal.signal(signal.SIGTERM, previous)
         server.server_close()
+    print(f"feedsvc serve: stopped ({stopped_by})", file=sys.stderr)
