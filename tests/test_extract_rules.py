@@ -73,3 +73,34 @@ def test_a_main_holding_no_real_list_does_not_push_the_listing_aside():
     body = ('<main><p><a href="/">Home page of the site</a> › <a href="/news/">News from the valley</a></p></main>'
             f'<div class="stories"><ul>{STORIES}</ul></div>')
     assert len(extract_items(_page(body))) == 6
+
+
+FLAT_POST = ('<h3 class="post-title">{title}</h3><div class="post-body"><p>{body}</p></div>'
+             '<p class="post-footer">{line}</p>')
+
+
+@pytest.mark.parametrize("line", [
+    pytest.param('Posted on June 3, 2005 by Ann | <a href="{href}">permalink</a>', id="permalink-text"),
+    pytest.param('<em>posted by Ann at <a href="{href}" title="permanent link">6:19 PM</a></em>', id="blogger-time-link"),
+    pytest.param('Posted by Ann at <a href="{href}">June 3, 2005 10:12 AM</a> | <a href="{href}#c">Comments (2)</a>',
+                 id="movable-type-date-link"),
+    pytest.param('<a class="timestamp-link" href="{href}">Tuesday</a>', id="timestamp-class"),
+    pytest.param('投稿者 Ann <a href="{href}">固定リンク</a>', id="ja-permalink"),
+])
+def test_flat_blog_posted_lines(line):
+    from feedsvc.extract import extract_items
+
+    posts = [(f"/2005/06/post-{i}.html", f"A post title number {i}", f"The body of post {i}, which goes on.")
+             for i in range(3)]
+    body = "".join(FLAT_POST.format(title=t, body=b, line=line.format(href=h)) for h, t, b in posts)
+    items = extract_items(_page(f'<div class="blog">{body}</div>'))
+    assert [(i.title, i.link, i.summary, i.found_by) for i in items] == [
+        (t, h, b, "flat-posts") for h, t, b in posts]
+
+
+def test_a_time_link_outside_a_posted_line_is_no_permalink():
+    from feedsvc.extract import extract_items
+
+    body = "".join(FLAT_POST.format(title=f"Schedule item {i} today", body="Room 4.", line=f'<a href="/t/{i}">10:30</a>')
+                   for i in range(3))
+    assert all(i.found_by != "flat-posts" for i in extract_items(_page(body)))

@@ -681,10 +681,16 @@ def _path_key(href: str, page_url: str, base: str | None) -> str:
 
 def _is_permalink(a: etree._Element, text: str) -> bool:
     # (not rel=bookmark: WordPress puts it on every thumbnail link before a linked headline)
-    if rules.PERMALINK_TEXT.match(text):
+    if rules.PERMALINK_TEXT.match(text) or rules.PERMALINK_TEXT.match(fold_ws(a.get("title"))):
         return True
     cls = (a.get("class") or "").lower()
-    return any(w in cls for w in rules.PERMALINK_CLASS_WORDS)
+    if any(w in cls for w in rules.PERMALINK_CLASS_WORDS):
+        return True
+    if rules.TIME_TEXT.match(text) or rules.is_date_only(text):
+        for up in (a.getparent(), a.getparent().getparent() if a.getparent() is not None else None):
+            if up is not None and rules.POSTED_LINE.match(spaced_text_of(up)[:80]):
+                return True
+    return False
 
 
 _PRECEDING_HEADING = etree.XPath(

@@ -179,6 +179,14 @@ PERMALINK_TEXT = re.compile(
     re.IGNORECASE,
 )
 PERMALINK_CLASS_WORDS = ("permalink", "timestamp-link", "perma")
+# ... or the time or date of a "posted …" line, linked (Blogger's "posted by Ann at <a>6:19 PM</a>",
+# Movable Type's "Posted by Ann at <a>June 3, 2005 10:12 AM</a>")
+POSTED_LINE = re.compile(
+    r"^\W*(?:posted|published|written|filed|geschrieben|veröffentlicht|publié|publicado|pubblicato|"
+    r"gepubliceerd|投稿|作成|公開|опубликовано|написано)\b",
+    re.IGNORECASE,
+)
+TIME_TEXT = re.compile(r"^\d{1,2}[:.]\d{2}(?::\d{2})?\s*(?:[ap]\.?m\.?)?$", re.IGNORECASE)
 MIN_FLAT_POSTS = 2
 
 # ----------------------------------------------------------------------------- thresholds
