@@ -1,15 +1,20 @@
 """Automatic detection of the article listing in an HTML page (lxml: one parse, a few linear walks).
 
 Order of signals, cheapest and most reliable first:
-1. JSON-LD (schema.org ItemList / Article kinds / @graph) with two or more items;
-2. repeated blocks: every link with text is grouped by the structural signature of its path
+1. JSON-LD (schema.org ItemList / Article kinds / @graph) with two or more titled items; an ItemList
+   of bare URLs cannot make items, but it says which links are the items (a bonus for their group);
+2. flat posts: unlinked headlines, each followed by its "posted … permalink" line (old blogs);
+3. repeated blocks: every link with text is grouped by the structural signature of its path
    (tag + first stable class of each ancestor). A group's links are the headlines of a listing when
    they are many, headline-like (long enough, distinct), sit in headings, and their blocks carry
    dates, summaries, images, <article> or schema.org Article microdata; groups inside navigation,
-   menus, rankings, tickers, ads, footers, sidebars and "related" boxes are penalised by tag and by
-   id/class/role vocabulary (rules.py). The winner's sibling groups of the same shape join it
-   (sections of a portal; a featured card in the same list), and one link is one item.
-3. Text signals (dates and lengths written in the text) only weigh the groups above: free text
+   menus, rankings, ads, footers, sidebars and "related" boxes are penalised by tag and by
+   id/class/role vocabulary (rules.py), tickers and sliders less (they may be the main list), lists
+   outside a page's <main> and lists of links to other sites more. The winner's sibling groups of
+   the same shape join it (sections of a portal; a featured card in the same list), and so do the
+   section headlines above its lists; pagination, promotions and labelled ads in it are dropped, and
+   one link is one item.
+4. Text signals (dates and lengths written in the text) only weigh the groups above: free text
    of an HTML page is never turned into items, since a page with no listing must give none.
 """
 
