@@ -104,3 +104,19 @@ def test_a_time_link_outside_a_posted_line_is_no_permalink():
     body = "".join(FLAT_POST.format(title=f"Schedule item {i} today", body="Room 4.", line=f'<a href="/t/{i}">10:30</a>')
                    for i in range(3))
     assert all(i.found_by != "flat-posts" for i in extract_items(_page(body)))
+
+
+@pytest.mark.parametrize("text, action", [
+    pytest.param("Read more »", True, id="read-more"),
+    pytest.param("View all", True, id="view-all"),
+    pytest.param("More stories", True, id="more-stories"),
+    pytest.param("次へ", True, id="ja-next"),
+    pytest.param("下一页", True, id="zh-next-page"),
+    pytest.param("2", True, id="page-number"),
+    pytest.param("»", True, id="arrow"),
+    pytest.param("More remains to arrive in Netherlands", False, id="headline-starting-with-more"),
+    pytest.param("All aboard the new night train", False, id="headline-starting-with-all"),
+    pytest.param("2 dead as storm hits coast", False, id="headline-starting-with-a-number"),
+])
+def test_action_text(text, action):
+    assert bool(rules.ACTION_TEXT.match(text.casefold())) is action

@@ -131,7 +131,13 @@ ACTION_TEXT = re.compile(
     r"^(read more|more|continue reading|continua a leggere|leer más|seguir leyendo|weiterlesen|"
     r"lire la suite|続きを読む|もっと見る|詳しくはこちら|詳細|permalink|comments?|\d+ comments?|"
     r"no comments|leave a comment|share|tweet|next|previous|prev|older posts|newer posts|"
-    r"次へ|前へ|一覧へ|もっと読む|подробнее|читать далее|περισσότερα)\W*$",
+    r"次へ|前へ|一覧へ|もっと読む|подробнее|читать далее|περισσότερα|"
+    # pagination and "see the whole list" links that close a list
+    r"(?:view|see|show) all|(?:load|show) more|(?:more|all) (?:news|stories|articles|posts)|"
+    r"next page|previous page|older (?:entries|articles|stories)|newer (?:entries|articles|stories)|"
+    r"次のページ|前のページ|一覧を見る|すべて見る|記事一覧|更多|下一页|上一页|weitere artikel|alle artikel|"
+    r"suivant|précédent|page suivante|siguiente|anterior|successivo|precedente|далее|следующая|"
+    r"\d{1,3}|[«»‹›<>]+)\W*$",
     re.IGNORECASE,
 )
 
