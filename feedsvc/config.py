@@ -170,6 +170,60 @@ def check_http_url(url: str) -> str:
     return str(url)
 
 
+# What cannot stand in an id or self link unescaped, and a fragment, which a base URL must not carry
+_BASE_URL_BAD = re.compile(r"[\s\"'<>`#\\\x00-\x1f\x7f]")
+
+
+def check_base_url(url: str) -> str:
+    """The published folder's URL: absolute http(s), nothing that would break an id or an attribute."""
+    check_http_url(url)
+    bad = _BASE_URL_BAD.search(url)
+    if bad:
+        what = {"#": "a fragment ('#')", '"': "a quote", "'": "a quote", "`": "a quote"}.get(
+            bad.group(), "a space or control character" if bad.group().isspace() or bad.group() < " "
+            else f"{bad.group()!r}")
+        raise ValueError(f"{url!r} contains {what}; write the plain URL of the published folder, "
+                         "percent-encoded, like 'https://example.org/feeds/'")
+    return url
+
+
+# feedsvc's own index files carry these (since the first version): anything else is the user's
+OWN_INDEX_MARKS = {"index.html": (b'title="All feeds (OPML)"', b'">feedsvc</a>'),
+                   "index.opml": (b"<title>feedsvc feeds</title>",)}
+
+
+def foreign_index(output_dir: Path) -> Path | None:
+    """An index.html or index.opml in output_dir that feedsvc did not write (it would overwrite it)."""
+    for name, marks in OWN_INDEX_MARKS.items():
+        path = output_dir / name
+        try:
+            data = path.read_bytes()[:4_000_000]
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            continue
+        except OSError:
+            return path
+        if not all(m in data for m in marks):
+            return path
+    return None
+
+
+def output_dir_problem(output_dir: Path, config_path: Path, state: Path) -> str | None:
+    """Why output_dir must not be where it points: everything in it is published (`serve`, nginx)."""
+    config_path = config_path.resolve()
+    if output_dir == Path(output_dir.anchor):
+        return f"is the root folder {output_dir}: everything on the machine would be published"
+    if output_dir == config_path.parent:
+        return (f"is the config's own folder {output_dir}: {config_path.name} would be published with the "
+                "feeds; use a folder of its own, such as 'feeds'")
+    if config_path.is_relative_to(output_dir):
+        return (f"{output_dir} holds the config file {config_path}, which would be published with the "
+                "feeds; use a folder of its own, such as 'feeds'")
+    if state.is_relative_to(output_dir):
+        return (f"{output_dir} holds the state file {state}, which would be published with the feeds; "
+                "keep the state outside output_dir")
+    return None
+
+
 def check_language(tag: str) -> str:
     """A BCP 47 language tag as xml:lang takes it: ja, en, en-US, zh-Hant."""
     if not re.fullmatch(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*", tag):
@@ -338,7 +392,7 @@ def config_from_dict(raw: dict[str, Any], path: Path) -> Config:
 
     output_dir = g.get("output_dir", str, None, check=local_path) or (base / "feeds").resolve()
     state = g.get("state", str, None, check=local_path) or (base / "state" / "feedsvc.sqlite").resolve()
-    base_url = g.get("base_url", str, None, check=check_http_url)
+    base_url = g.get("base_url", str, None, check=check_base_url)
     if base_url and not base_url.endswith("/"):
         base_url += "/"
     cfg_kwargs: dict[str, Any] = dict(
@@ -366,6 +420,13 @@ def config_from_dict(raw: dict[str, Any], path: Path) -> Config:
         g.fail("output_dir", f"{output_dir} exists and is not a folder; point output_dir at a folder")
     if state.is_dir():
         g.fail("state", f"{state} is a folder; point state at a file such as state/feedsvc.sqlite")
+    problem = output_dir_problem(output_dir, path, state)
+    if problem:
+        g.fail("output_dir", problem)
+    foreign = foreign_index(output_dir)
+    if foreign is not None:
+        g.fail("output_dir", f"{foreign} was not written by feedsvc, which would overwrite it with its own; "
+                             "move it away or point output_dir at another folder")
     for key, folder in (("output_dir", output_dir), ("state", state.parent)):
         problem = folder_problem(folder)
         if problem:
