@@ -58,6 +58,7 @@ class Score:
     recalled: int  # expected items found (recall numerator)
     excluded_hits: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    field_misses: list[str] = field(default_factory=list)  # expected summary/image/date_text not given
     count_target: float | None = None  # real pages: the hand count
     tolerance: float = 0.10
 
@@ -117,7 +118,19 @@ def score_items(name: str, items: list[RawItem], page_url: str, expected: list[d
     missing = [want[k].get("title") or k for k in want if k not in set(got)]
     excl = {fold(t) for t in must_exclude}
     hits = [i.title or "" for i in items if fold(i.title) in excl]
-    return Score(name, len(want), len(items), matched, recalled, hits, missing)
+    # fields a fixture names (summary, image as an absolute URL, date_text) must come out as written
+    misses = []
+    for item, k in zip(items, got):
+        exp = want.get(k)
+        for name_ in ("summary", "image", "date_text"):
+            if exp is None or name_ not in exp:
+                continue
+            value = getattr(item, name_)
+            if name_ == "image":
+                value = absolute(value, page_url)
+            if value != exp[name_]:
+                misses.append(f"{exp.get('title')}: {name_} {value!r}")
+    return Score(name, len(want), len(items), matched, recalled, hits, missing, misses)
 
 
 # ----------------------------------------------------------------------------- real pages
@@ -229,9 +242,10 @@ def main(argv: list[str]) -> int:
     print("== fixtures, automatic detection")
     fx = fixture_scores()
     for s in fx:
-        flag = "" if s.precision >= 0.95 and s.recall >= 0.95 and not s.excluded_hits else "  <-"
+        flag = "" if s.precision >= 0.95 and s.recall >= 0.95 and not s.excluded_hits and not s.field_misses else "  <-"
         print(f"  {s.name:34} found {s.found:3} expected {s.expected:3}  P {s.precision:5.2f}  R {s.recall:5.2f}"
-              f"{'  EXCLUDED ' + repr(s.excluded_hits) if s.excluded_hits else ''}{flag}")
+              f"{'  EXCLUDED ' + repr(s.excluded_hits) if s.excluded_hits else ''}"
+              f"{'  FIELDS ' + repr(s.field_misses[:3]) if s.field_misses else ''}{flag}")
         if verbose and s.missing:
             print("      missing:", s.missing[:5])
     p, r = totals(fx)
