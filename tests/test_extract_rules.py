@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from lxml import etree
 
 from feedsvc.extract import rules
-from feedsvc.extract.html import is_pagination, site_of
+from feedsvc.extract.html import is_pagination, picture_of, site_of
 
 
 @pytest.mark.parametrize("title, promo", [
@@ -120,3 +121,24 @@ def test_a_time_link_outside_a_posted_line_is_no_permalink():
 ])
 def test_action_text(text, action):
     assert bool(rules.ACTION_TEXT.match(text.casefold())) is action
+
+
+@pytest.mark.parametrize("img, picture", [
+    pytest.param('<img src="/icons/pdf.png" width="16" height="16">', None, id="pdf-icon"),
+    pytest.param('<img src="/img/photo.jpg" width="1" height="1">', None, id="spacer-by-size"),
+    pytest.param('<img src="/static/loading.png" data-src="/img/real.jpg">', "/img/real.jpg", id="data-src"),
+    pytest.param('<img src="data:image/gif;base64,R0lGOD" data-original="/img/o.jpg">', "/img/o.jpg", id="data-original"),
+    pytest.param('<img src="/img/blank.gif" data-lazy-src="/img/l.jpg">', "/img/l.jpg", id="data-lazy-src"),
+    pytest.param('<img srcset="/a-320.jpg 320w, /a-960.jpg 960w, /a-640.jpg 640w">', "/a-960.jpg", id="srcset-widest"),
+    pytest.param('<img srcset="/p.jpg?resize=616,411, /p.jpg?resize=925,617 1.5x, /p.jpg?resize=1232,821 2x">',
+                 "/p.jpg?resize=1232,821", id="srcset-commas-in-urls"),
+    pytest.param('<img srcset="/a.jpg, /b.jpg 2x">', "/b.jpg", id="srcset-density"),
+    pytest.param('<img src="/img/placeholder.png">', None, id="placeholder-only"),
+    pytest.param('<img src="/images/dot.gif">', None, id="spacer-dot-by-name"),
+    pytest.param('<img src="/images/icon_pdf.gif">', None, id="pdf-icon-by-name"),
+    pytest.param('<img src="/photos/dotcom-boom.jpg">', "/photos/dotcom-boom.jpg", id="not-a-spacer"),
+    pytest.param('<img src="/img/ok.jpg" width="600">', "/img/ok.jpg", id="plain"),
+])
+def test_picture_of_an_img(img, picture):
+    el = etree.fromstring(img.encode(), etree.HTMLParser()).find(".//img")
+    assert picture_of(el) == picture

@@ -579,7 +579,8 @@ def picture_of(img: _Attrs) -> str | None:
     if src and not src.startswith("data:"):
         found.append(src)
     for url in found:
-        if not rules.NOT_A_PICTURE.search(urlsplit(url).path):
+        path = urlsplit(url).path
+        if not rules.NOT_A_PICTURE.search(path) and not rules.SPACER_FILE.search(path):
             return url
     return None
 

@@ -176,6 +176,8 @@ NOT_A_PICTURE = re.compile(
     r"dummy|arrow|bullet|logo|pdf|rss)(?:[/_.-]|\d|$)|\.svg$",
     re.IGNORECASE,
 )
+# ... and the one-letter or "dot" spacers of older pages (/img/dot.gif, /s.gif, /clear.gif)
+SPACER_FILE = re.compile(r"/(?:dot|clear|trans|shim|spc|sp|px|pix|[a-z])\.(?:gif|png)$", re.IGNORECASE)
 MIN_PICTURE_SIDE = 40  # an <img> with width or height written below this (px) is an icon or a spacer
 
 # Flat blogs: an unlinked headline, the post, then a "posted … permalink" line with the post's link.
