@@ -1,8 +1,8 @@
 """Normalize: RawItem -> Item. Pure functions; `now` is the context's fetch time.
 
 Per item (normalize_item):
-- text: title and summary through clean_text; a summary given only as HTML is turned into plain text, and
-  rich markup is kept as sanitized HTML (text.sanitize_html, links absolute).
+- text: title and summary through clean_text, capped (clean_title, clean_summary); a summary given only
+  as HTML is turned into plain text, and rich markup is kept as sanitized HTML (text.sanitize_html, links absolute).
 - title: the page's headline; a headline of only whitespace counts as none, and then the title is derived
   from the summary (titles.derive_title) and `title_is_derived` is set. An item with neither is dropped.
   A title-only item keeps summary "" (not the title again).
@@ -53,7 +53,7 @@ from .dates import (
     shift_back,
     zone,
 )
-from .text import clean_text, fold, html_to_text, sanitize_html
+from .text import SUMMARY_MAX, clean_summary, clean_text, clean_title, cut_text, fold, html_to_text, sanitize_html
 from .titles import derive_title
 from .urls import canonical_url
 
@@ -112,10 +112,10 @@ def _text_date(date_text: str, summary: str, title: str, ctx: NormalizeContext) 
 
 
 def _normalize(raw: RawItem, ctx: NormalizeContext) -> tuple[Item, FoundDate | None] | None:
-    title = clean_text(raw.title)
-    summary = clean_text(raw.summary)
+    title = clean_title(raw.title)
+    summary = clean_summary(raw.summary)
     if not summary and raw.summary_html:
-        summary = html_to_text(raw.summary_html)
+        summary = cut_text(html_to_text(raw.summary_html), SUMMARY_MAX)
     if not title and not summary:
         return None
     summary_html = sanitize_html(raw.summary_html, ctx.page_url) if raw.summary_html else None

@@ -4,6 +4,11 @@
   forbids and C1 controls removed, invisible zero-width characters (U+200B, U+2060, U+FEFF, U+180E, soft
   hyphen) removed, every run of whitespace (also U+3000 and no-break space) folded to one space. ZWJ/ZWNJ
   stay: they shape emoji and scripts. Full-width and half-width forms are kept as written, for display.
+- Bidi controls: embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069) are removed everywhere
+  (a title that reads backwards, or hides what follows, is a spoof); the marks U+200E/U+200F/U+061C are kept
+  only in text with right-to-left letters, where they are needed.
+- Caps: clean_title / clean_summary cut at TITLE_MAX / SUMMARY_MAX characters (on a word boundary when
+  one is near, never inside a combining sequence or an emoji, with "…"); HTML is read up to HTML_MAX.
 - fold: NFKC, case-folded, without punctuation, spaces, controls and format characters: what dedupe compares.
 - sanitize_html: nh3 (the Rust `ammonia` sanitizer) with an allow-list; script/style/iframe/object/embed/svg
   content dropped; event handlers and style attributes never pass; href/src made absolute and only
@@ -20,16 +25,73 @@ from urllib.parse import urljoin
 
 import nh3
 
-# XML 1.0 allows #x9 #xA #xD [#x20-#xD7FF] [#xE000-#xFFFD] [#x10000-#x10FFFF]; C1 controls are removed too.
+# XML 1.0 allows #x9 #xA #xD [#x20-#xD7FF] [#xE000-#xFFFD] [#x10000-#x10FFFF]; C1 controls are removed too,
+# and the bidi embeddings, overrides and isolates (display spoofing: "txt.exe" shown as "exe.txt").
 _FORBIDDEN = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff"
-    "\u200b\u2060\ufeff\u180e\u00ad]"
+    "\u200b\u2060\ufeff\u180e\u00ad\u202a-\u202e\u2066-\u2069]"
 )
 _SPACES = re.compile(r"\s+")
+_BIDI_MARKS = re.compile("[\u200e\u200f\u061c]")
+_RTL = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc\U00010800-\U00010fff\U0001e800-\U0001efff]")
+
+TITLE_MAX = 300  # characters: a long real headline is under 200
+SUMMARY_MAX = 5000  # a teaser is a paragraph or two; a whole article pasted in is not a summary
+HTML_MAX = 50_000  # characters of an item's HTML read (sanitized, its tags closed, after the cut)
+ELLIPSIS = "…"
 
 
 def _strip_chars(s: str) -> str:
-    return _FORBIDDEN.sub("", s)
+    s = _FORBIDDEN.sub("", s)
+    if _BIDI_MARKS.search(s) and not _RTL.search(s):
+        s = _BIDI_MARKS.sub("", s)  # direction marks in left-to-right text do nothing but mislead
+    return s
+
+
+def _joins_previous(s: str, i: int) -> bool:
+    """Whether a cut before s[i] would split a character as the reader sees it (a grapheme)."""
+    ch = s[i]
+    cp = ord(ch)
+    return (unicodedata.category(ch) in ("Mn", "Mc", "Me") or ch in "\u200d\ufe0e\ufe0f\u20e3"
+            or 0x1F3FB <= cp <= 0x1F3FF or 0xE0020 <= cp <= 0xE007F  # skin tones, emoji tag sequences
+            or s[i - 1] == "\u200d"  # after a zero-width joiner: the emoji goes on
+            or _regional(ch) and _regional_run(s, i) % 2 == 1)  # a flag's second half
+
+
+def _regional(ch: str) -> bool:
+    return 0x1F1E6 <= ord(ch) <= 0x1F1FF  # flags are pairs of these
+
+
+def _regional_run(s: str, i: int) -> int:
+    """How many regional indicators come right before s[i]."""
+    n = 0
+    while i - n - 1 >= 0 and _regional(s[i - n - 1]):
+        n += 1
+    return n
+
+
+def cut_text(s: str, limit: int) -> str:
+    """`s` if it fits in `limit` characters, else cut to fit with "…": at a space when one is in the
+    last fifth, never inside a grapheme."""
+    if len(s) <= limit:
+        return s
+    cut = max(1, limit - len(ELLIPSIS))
+    while cut > 1 and _joins_previous(s, cut):
+        cut -= 1
+    space = s.rfind(" ", int(cut * 0.8), cut + 1)
+    if space > 0:
+        cut = space
+    return s[:cut].rstrip() + ELLIPSIS
+
+
+def clean_title(s: str | None) -> str:
+    """clean_text, capped at TITLE_MAX characters."""
+    return cut_text(clean_text(s[:TITLE_MAX * 20] if s else s), TITLE_MAX)
+
+
+def clean_summary(s: str | None) -> str:
+    """clean_text, capped at SUMMARY_MAX characters."""
+    return cut_text(clean_text(s[:SUMMARY_MAX * 20] if s else s), SUMMARY_MAX)
 
 
 def clean_text(s: str | None) -> str:
@@ -147,8 +209,9 @@ def sanitize_html(html: str, base_url: str | None = None) -> str:
     """Safe HTML: an allow-list of tags/attributes, no active content, links absolute against `base_url`."""
     if not html:
         return ""
-    html = _strip_chars(html)
-    return _cleaner(base_url).clean(html).strip()
+    html = _strip_chars(html[:HTML_MAX])
+    # again after: the sanitizer turns character references (&#x202E;) into the characters
+    return _strip_chars(_cleaner(base_url).clean(html)).strip()
 
 
 _BLOCK_END = re.compile(r"(?i)<\s*(?:br|/p|/div|/li|/h[1-6]|/tr|/blockquote)\b[^>]*>")
@@ -158,6 +221,6 @@ def html_to_text(html: str) -> str:
     """Plain text of an HTML fragment (block ends become spaces), cleaned as clean_text."""
     if not html:
         return ""
-    spaced = _BLOCK_END.sub(lambda m: m.group(0) + " ", _strip_chars(html))
+    spaced = _BLOCK_END.sub(lambda m: m.group(0) + " ", _strip_chars(html[:HTML_MAX]))
     stripped = nh3.clean(spaced, tags=set(), clean_content_tags=_DROP_WITH_CONTENT | {"noscript"})
     return clean_text(stripped)
