@@ -142,3 +142,18 @@ def test_action_text(text, action):
 def test_picture_of_an_img(img, picture):
     el = etree.fromstring(img.encode(), etree.HTMLParser()).find(".//img")
     assert picture_of(el) == picture
+
+
+@pytest.mark.parametrize("card, image", [
+    pytest.param('<div class="image-container" data-src="/uploads/2024/04/gauff.jpg?w=700"></div>',
+                 "/uploads/2024/04/gauff.jpg?w=700", id="div-data-src"),
+    pytest.param('<iframe data-src="https://video.example.net/embed/123"></iframe>', None, id="iframe-is-no-picture"),
+    pytest.param('<div data-src="/widgets/poll?id=4"></div>', None, id="not-a-picture-url"),
+])
+def test_lazy_picture_on_a_placeholder(card, image):
+    from feedsvc.extract import extract_items
+
+    cards = "".join(f'<li><a href="/news/2026/01/1{i}/story-{i}-about-things"><h3>Story {i} about things that happened '
+                    f'here</h3></a>{card}</li>' for i in range(4))
+    items = extract_items(_page(f"<ul>{cards}</ul>"))
+    assert len(items) == 4 and {i.image for i in items} == {image}

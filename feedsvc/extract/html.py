@@ -585,12 +585,23 @@ def picture_of(img: _Attrs) -> str | None:
     return None
 
 
+_LAZY_HOLDERS = etree.XPath(".//*[@data-src or @data-original or @data-lazy-src or @data-bg][not(self::img)]"
+                            "[not(self::iframe or self::script or self::video or self::audio)]")
+
+
 def _image_of(m: Anchor, base: str | None) -> str | None:
     block = m.block if m.block is not None else m.el
     for img in block.iter("img", "source"):
         url = picture_of(img)
         if url:
             return resolve(url, base)
+    for holder in _LAZY_HOLDERS(block):
+        for attr in ("data-src", "data-original", "data-lazy-src", "data-bg"):
+            url = (holder.get(attr) or "").strip()
+            path = urlsplit(url).path
+            if url and rules.PICTURE_URL.search(url) and not rules.NOT_A_PICTURE.search(path) \
+                    and not rules.SPACER_FILE.search(path):
+                return resolve(url, base)
     return None
 
 

@@ -178,6 +178,10 @@ NOT_A_PICTURE = re.compile(
 )
 # ... and the one-letter or "dot" spacers of older pages (/img/dot.gif, /s.gif, /clear.gif)
 SPACER_FILE = re.compile(r"/(?:dot|clear|trans|shim|spc|sp|px|pix|[a-z])\.(?:gif|png)$", re.IGNORECASE)
+# A lazy picture set on a placeholder <div data-src> (its <img> only in <noscript>): read when the
+# URL looks like a picture, so that an <iframe data-src> video never is.
+PICTURE_URL = re.compile(r"\.(?:jpe?g|png|gif|webp|avif)(?:$|[?#])|/(?:images?|img|uploads?|photos?|media)/",
+                         re.IGNORECASE)
 MIN_PICTURE_SIDE = 40  # an <img> with width or height written below this (px) is an icon or a spacer
 
 # Flat blogs: an unlinked headline, the post, then a "posted … permalink" line with the post's link.
