@@ -21,7 +21,7 @@ Order of signals, cheapest and most reliable first:
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -615,8 +615,28 @@ def is_pagination(href: str, page_url: str, base: str | None) -> bool:
     return urlsplit(urljoin(base or page_url, href)).path == urlsplit(page_url).path
 
 
+def _without_other_feeds(members: list[Anchor], page_host: str | None) -> list[Anchor]:
+    """Drop the boxes of the list (links sharing a container) that link only to the site's blog,
+    forum or shop (blogs.example.com): a portal's box of the same shape fed by another part of the
+    site. Sections on other hosts of the news (news., sport., a partner) stay."""
+    if len(members) < 4:
+        return members
+    hosts = [_host_of(m.href, page_host) for m in members]
+    main_host = Counter(hosts).most_common(1)[0][0]
+    boxes: dict[int, list[int]] = defaultdict(list)
+    for i, m in enumerate(members):
+        boxes[id(m.ancestors[m.block_depth - 1]) if m.block_depth > 0 else id(m.el)].append(i)
+    if len(boxes) < 2:
+        return members
+    away = {i for box in boxes.values() if len(box) >= 2 and all(
+        hosts[i] != main_host and (hosts[i] or "").split(".", 1)[0] in rules.OTHER_FEED_HOSTS for i in box)
+        for i in box}
+    return [m for i, m in enumerate(members) if i not in away]
+
+
 def _host_of(href: str, default: str | None) -> str | None:
-    return urlsplit(href).hostname if "://" in href[:12] else default
+    host = urlsplit(href).hostname if "://" in href[:12] else default
+    return host.removeprefix("www.") if host else host  # www.news.com.au is news.com.au
 
 
 def not_an_item(m: Anchor, page_url: str, base: str | None) -> bool:
@@ -866,12 +886,14 @@ def automatic(page_url: str, text: str) -> Outcome:
             section_head = heads * 2 > len(g.members)
         if not (same_shape or same_list or section_head):
             continue
-        # a box of the same shape feeding another part of the site (its blog, its forum) is another list
+        # a box of the same shape feeding another part of the site (its blog, its forum: hardly a link
+        # to the hosts of the winner) is another list; a section mixing in partner sites' stories is not
         same_host = sum(1 for m in g.members if _host_of(m.href, page_host) in best_hosts)
-        if same_host * 2 >= len(g.members):
+        if same_host * 4 >= len(g.members):
             chosen.append(g)
     members = sorted((m for g in chosen for m in g.members if not not_an_item(m, page_url, base)),
                      key=lambda m: m.order)
+    members = _without_other_feeds(members, page_host)
     items = dedupe_by_link([_raw_item(m, base, best.kind) for m in members], page_url, base)
     reason = (f"{best.kind}: {len(items)} items in blocks {'/'.join(best.sig[-4:])} "
               f"(score {best.score:.1f}; {', '.join(f'{k}={v}' for k, v in best.notes.items())})")

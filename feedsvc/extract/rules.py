@@ -82,6 +82,10 @@ AD_LINK = re.compile(
     re.IGNORECASE,
 )
 
+# First labels of hosts that feed a portal's boxes from another part of the site, not its news.
+OTHER_FEED_HOSTS = frozenset({"blog", "blogs", "forum", "forums", "bbs", "community", "shop", "store", "club",
+                              "ask", "answers", "wiki", "ads"})
+
 # Second-level labels under a country code ("co.jp", "com.au"): a site is three labels there, not two.
 SECOND_LEVEL_LABELS = frozenset({"co", "com", "net", "org", "ac", "go", "ne", "or", "gov", "edu", "gr", "ed", "lg"})
 
