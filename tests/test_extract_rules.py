@@ -157,3 +157,23 @@ def test_lazy_picture_on_a_placeholder(card, image):
                     f'here</h3></a>{card}</li>' for i in range(4))
     items = extract_items(_page(f"<ul>{cards}</ul>"))
     assert len(items) == 4 and {i.image for i in items} == {image}
+
+
+@pytest.mark.parametrize("teaser, summary", [
+    pytest.param('<p class="dek">{t}: the council voted late on Tuesday after a four-hour debate.</p>',
+                 "{t}: the council voted late on Tuesday after a four-hour debate.", id="classed-begins-with-title"),
+    pytest.param('<p>{t}: the council voted late on Tuesday after a four-hour debate.</p>',
+                 "{t}: the council voted late on Tuesday after a four-hour debate.", id="paragraph-begins-with-title"),
+    pytest.param('<p class="dek">{t}.</p>', None, id="only-the-title-again"),
+    pytest.param('<a href="/x">The council voted late on Tuesday after a four-hour debate.</a>',
+                 "The council voted late on Tuesday after a four-hour debate.", id="second-link"),
+])
+def test_teaser_that_repeats_the_headline_and_goes_on_is_kept(teaser, summary):
+    """Issue 17 item 4: a teaser beginning with the headline is information; one that only repeats it is not."""
+    from feedsvc.extract import extract_items
+
+    titles = [f"Cycle lanes approved for street number {i}" for i in range(4)]
+    cards = "".join(f'<li><h3><a href="/news/2026/01/1{i}/cycle-lanes-{i}">{t}</a></h3>{teaser.format(t=t)}</li>'
+                    for i, t in enumerate(titles))
+    items = extract_items(_page(f"<ul>{cards}</ul>"))
+    assert [i.summary for i in items] == [summary.format(t=t) if summary else None for t in titles]
