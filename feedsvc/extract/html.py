@@ -534,28 +534,34 @@ def _side(value: str | None) -> int | None:
 
 
 def _widest(srcset: str) -> str | None:
-    """The widest candidate of a srcset, parsed as browsers do: a URL may hold commas
-    ("…&resize=616,411"); a comma ends it only at its end or after its descriptor ("925w", "2x")."""
-    best, best_w, pos, n = None, -1.0, 0, len(srcset)
-    while pos < n:
-        while pos < n and (srcset[pos].isspace() or srcset[pos] == ","):
-            pos += 1
-        start = pos
-        while pos < n and not srcset[pos].isspace():
-            pos += 1
-        url, descriptor = srcset[start:pos], ""
-        if url.endswith(","):
-            url = url.rstrip(",")
-        else:
-            end = srcset.find(",", pos)
-            end = n if end < 0 else end
-            descriptor, pos = srcset[pos:end].strip(), end + 1
+    """The widest candidate of a srcset, parsed as browsers do: a URL runs to the next whitespace and
+    may hold commas ("…&resize=616,411"); a comma ends a candidate at its URL's end or after its
+    descriptor ("925w", "2x")."""
+    best, best_w = None, -1.0
+    url, descriptor = None, ""
+
+    def weigh(url: str, descriptor: str) -> None:
+        nonlocal best, best_w
         if not url or url.startswith("data:"):
-            continue
+            return
         number = descriptor[:-1]
         w = float(number) if descriptor[-1:] in ("w", "x") and number.replace(".", "", 1).isdigit() else 0.0
         if w > best_w:
             best, best_w = url, w
+
+    for token in srcset.split():
+        if url is None:
+            if token.endswith(","):
+                weigh(token.rstrip(","), "")
+            else:
+                url, descriptor = token.lstrip(","), ""
+            continue
+        descriptor = token.rstrip(",") or descriptor
+        if token.endswith(","):
+            weigh(url, descriptor)
+            url = None
+    if url is not None:
+        weigh(url, descriptor)
     return best
 
 
@@ -564,25 +570,27 @@ class _Attrs(Protocol):
 
 
 def picture_of(img: _Attrs) -> str | None:
-    """The picture an <img> shows once loaded: lazy-load attributes, then srcset, then src; None for
-    icons, spacers and placeholders (by written size or by file name)."""
+    """The picture an <img> shows once loaded: lazy-load attributes, then src, then the widest of
+    srcset; None for icons, spacers and placeholders (by written size or by file name)."""
     for side in (img.get("width"), img.get("height")):
         n = _side(side)
         if n is not None and n < rules.MIN_PICTURE_SIDE:
             return None
-    found = [v for v in ((img.get(a) or "").strip() for a in rules.IMAGE_ATTRS[:-1]) if v and not v.startswith("data:")]
+    # in order: lazy-load attributes, src, then srcset (parsed only when those hold no picture)
+    for attr in rules.IMAGE_ATTRS:
+        url = (img.get(attr) or "").strip()
+        if url and not url.startswith("data:") and _is_picture_path(url):
+            return url
     for attr in rules.SRCSET_ATTRS:
-        widest = _widest(img.get(attr) or "")
-        if widest:
-            found.append(widest)
-    src = (img.get("src") or "").strip()
-    if src and not src.startswith("data:"):
-        found.append(src)
-    for url in found:
-        path = urlsplit(url).path
-        if not rules.NOT_A_PICTURE.search(path) and not rules.SPACER_FILE.search(path):
+        url = _widest(img.get(attr) or "") or ""
+        if url and _is_picture_path(url):
             return url
     return None
+
+
+def _is_picture_path(url: str) -> bool:
+    path = urlsplit(url).path
+    return not rules.NOT_A_PICTURE.search(path) and not rules.SPACER_FILE.search(path)
 
 
 _LAZY_HOLDERS = etree.XPath(".//*[@data-src or @data-original or @data-lazy-src or @data-bg][not(self::img)]"

@@ -171,7 +171,7 @@ PAGE_QUERY = re.compile(r"(?:^|&)(?:(?:page|pg|paged|pagenum|start|offset)=\d{1,
                         re.IGNORECASE)
 
 # Images: lazy-load attributes hold the real picture while src holds a placeholder, so they come
-# first; srcset candidates ("a.jpg 320w, b.jpg 640w") give the widest.
+# first; srcset candidates ("a.jpg 320w, b.jpg 640w") give the widest when src holds no picture.
 IMAGE_ATTRS = ("data-src", "data-original", "data-lazy-src", "data-lazy", "data-url", "data-hi-res-src", "src")
 SRCSET_ATTRS = ("data-srcset", "data-lazy-srcset", "srcset")
 # File names of icons, spacers and loading placeholders: never an item's picture.
