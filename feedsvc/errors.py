@@ -66,7 +66,12 @@ class PrivateAddressError(FetchError):
 
 
 class StoreError(FeedsvcError):
-    """The SQLite state could not be read or written. Stops the run."""
+    """The state (the SQLite file, its lock) could not be read or written. Stops the run.
+
+    Its own exit code: not 1 (a source failed, which cron may shrug off), because nothing is
+    refreshed until the user acts (the message says how)."""
+
+    exit_code = 4
 
 
 class PublishError(FeedsvcError):

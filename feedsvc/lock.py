@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from feedsvc.errors import LockedError
+from feedsvc.errors import LockedError, StoreError
 
 POLL_SECONDS = 0.05  # how often a waiter retries; a refresh takes seconds, so this costs nothing
 
@@ -61,8 +61,11 @@ class StateLock:
     def acquire(self) -> None:
         if self._fd is not None:
             raise RuntimeError(f"{self.path} is already held by this StateLock")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise self._open_error(exc) from exc
         deadline = None if self.timeout is None else time.monotonic() + max(self.timeout, 0.0)
         try:
             while True:
@@ -111,6 +114,20 @@ class StateLock:
                  tb: TracebackType | None) -> None:
         self.release()
 
+    def _open_error(self, exc: OSError) -> StoreError:
+        """One line for a lock file feedsvc cannot open: most often one left by another user (a run
+        by hand as root beside a service user's cron)."""
+        owner = ""
+        try:
+            st = self.path.stat()
+            owner = f", owned by {_user(st.st_uid)}"
+        except OSError:
+            pass
+        running = _user(os.geteuid())
+        return StoreError(f"cannot open the state lock file {self.path}: {exc.strerror or exc}{owner} (feedsvc runs "
+                          f"as {running}); run feedsvc as the user that owns the state, or give the state "
+                          "folder and its files to this user")
+
     def _locked_error(self, cancelled: bool) -> LockedError:
         holder = read_holder(self.path)
         if holder.get("pid"):
@@ -129,6 +146,15 @@ class StateLock:
             f"{self.path} is locked by {by}; {what}. Another feedsvc is writing the same state; "
             "try again when it has finished", path=self.path, holder=holder)
         return err
+
+
+def _user(uid: int) -> str:
+    try:
+        import pwd
+
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except (ImportError, KeyError):
+        return f"uid {uid}"
 
 
 def read_holder(path: Path) -> dict[str, str]:

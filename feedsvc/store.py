@@ -17,6 +17,7 @@ Times are stored as fixed-width UTC ISO strings (they sort as they compare) and 
 
 from __future__ import annotations
 
+import functools
 import heapq
 import logging
 import sqlite3
@@ -26,7 +27,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Concatenate, ParamSpec, TypeVar
 
 from feedsvc.errors import StoreError
 from feedsvc.model import Entry, RobotsTxt, SourceState
@@ -201,6 +202,42 @@ NEAR_CANDIDATES = 32  # stored stories verified, at most, for one new text
 CACHE_KIB = 32 * 1024  # SQLite page cache (the default is 2 MiB)
 
 
+def state_error(path: Path, ex: BaseException, doing: str = "read") -> StoreError:
+    """One line for a failing state file: which file, what is wrong, what to do about it."""
+    text = str(ex)
+    low = text.lower()
+    if "malformed" in low or "not a database" in low or "corrupt" in low:
+        return StoreError(f"the state database {path} is damaged ({text}): move it aside (mv {path} "
+                          f"{path}.damaged); the next refresh rebuilds the stories from the published feeds")
+    if "readonly" in low or "read-only" in low or "permission denied" in low:
+        return StoreError(f"the state database {path} is read-only for this user ({text}): make the file and "
+                          "its folder writable by the user that runs feedsvc")
+    if "unable to open" in low:
+        return StoreError(f"cannot open the state database {path} ({text}): its folder must exist and be "
+                          "writable by the user that runs feedsvc")
+    if "full" in low:
+        return StoreError(f"cannot write the state database {path}: the disk is full ({text})")
+    if "locked" in low or "busy" in low:
+        return StoreError(f"the state database {path} stayed busy ({text}): another program holds it; "
+                          "try again when it has finished")
+    return StoreError(f"cannot {doing} the state database {path}: {text}")
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _mapped(method: Callable[Concatenate[Store, _P], _R]) -> Callable[Concatenate[Store, _P], _R]:
+    """SQLite errors of a Store method become one StoreError line (mapped once, at this boundary)."""
+    @functools.wraps(method)
+    def wrapper(self: Store, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as ex:
+            raise state_error(self.path, ex) from ex
+    return wrapper
+
+
 class Store:
     """One SQLite file. Reads for dedupe.plan(), one transaction per save()."""
 
@@ -228,7 +265,7 @@ class Store:
                 conn.close()
                 raise
         except (sqlite3.Error, OSError) as e:
-            raise StoreError(f"cannot open the state database {path}: {e}") from e
+            raise state_error(path, e, "open") from e
         return store
 
     def _migrate(self) -> None:
@@ -249,6 +286,7 @@ class Store:
                 raise
 
     @property
+    @_mapped
     def schema_version(self) -> int:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
@@ -263,6 +301,7 @@ class Store:
 
     # ------------------------------------------------------------------------------------------ sources
 
+    @_mapped
     def source_state(self, url: str) -> SourceState:
         row = self._db.execute(
             f"SELECT {_SOURCE_COLS} FROM sources WHERE url = ?", (url,)).fetchone()
@@ -273,6 +312,7 @@ class Store:
         return SourceState(row[0], row[1], row[2], _dt(row[3]), _dt(row[4]), row[5], row[6], _dt(row[7]), row[8],
                            row[9], row[10], row[11])
 
+    @_mapped
     def save_source_state(self, state: SourceState) -> None:
         with self._transaction():
             self._db.execute(
@@ -284,11 +324,13 @@ class Store:
                  _t(state.next_try_at), state.last_item_count, state.icon, state.usual_item_count,
                  state.degraded_runs))
 
+    @_mapped
     def source_states(self) -> list[SourceState]:
         rows = self._db.execute(
             f"SELECT {_SOURCE_COLS} FROM sources ORDER BY url").fetchall()
         return [self._source(r) for r in rows]
 
+    @_mapped
     def robots(self, since: datetime) -> dict[str, RobotsTxt]:
         """The robots.txt of each site fetched since `since`, by origin."""
         rows = self._db.execute("SELECT origin, status, body, fetched_at FROM robots WHERE fetched_at >= ?",
@@ -304,7 +346,7 @@ class Store:
                                      "VALUES (?, ?, ?, ?)",
                                      [(r.origin, r.status, r.body, _t(r.fetched_at)) for r in records])
         except sqlite3.Error as ex:
-            raise StoreError(f"cannot write {self.path}: {ex}") from ex
+            raise state_error(self.path, ex, "write") from ex
 
     # ------------------------------------------------------------------------------------------ entries
 
@@ -325,6 +367,7 @@ class Store:
             out.append((r[0], entry, r[15]))
         return out
 
+    @_mapped
     def entries(self, topic_id: str, limit: int | None = None) -> list[Entry]:
         """The topic's stories, newest first: by date (published, else first seen), then page position."""
         args: tuple[object, ...] = (topic_id,) if limit is None else (topic_id, limit)
@@ -332,6 +375,7 @@ class Store:
                              _FEED_ORDER + ("" if limit is None else " LIMIT ?"))
         return [e for _, e, _ in rows]
 
+    @_mapped
     def topic_version(self, topic_id: str) -> tuple[int, int]:
         """(version, stories listed) of a topic. The version moves whenever a story the topic lists
         is added, removed, or changes in anything but when it was last seen (triggers keep it)."""
@@ -341,11 +385,13 @@ class Store:
     def topic_entry_count(self, topic_id: str) -> int:
         return self.topic_version(topic_id)[1]
 
+    @_mapped
     def entry_count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
 
     # ---------------------------------------------------------------------- look-ups for dedupe.plan()
 
+    @_mapped
     def find_by_keys(self, key_lists: Sequence[Sequence[str]]) -> list[tuple[Entry, str, str] | None]:
         """Per list of keys: the story stored under its first known key (entry, folded text, that key)."""
         hits: dict[str, int] = {}
@@ -365,6 +411,7 @@ class Store:
         return [row for marks, chunk in _in_chunks(values)
                 for row in self._entries(f"WHERE e.{column} IN ({marks})", chunk)]
 
+    @_mapped
     def near_candidates(self, bucket_lists: Sequence[Sequence[int]]) -> list[list[tuple[str, str]]]:
         """Per list of LSH buckets: (entry id, folded text) of the stored stories sharing the most of them,
         by row number.
@@ -389,9 +436,11 @@ class Store:
                 f"SELECT n, id, folded FROM entries WHERE n IN ({marks})", chunk))
         return [[texts[n] for n in ns if n in texts] for ns in chosen]
 
+    @_mapped
     def entries_by_id(self, entry_ids: Iterable[str]) -> dict[str, Entry]:
         return {e.id: e for _, e, _ in self._entries_in("id", entry_ids)}
 
+    @_mapped
     def existing_ids(self, entry_ids: Iterable[str]) -> set[str]:
         return {row[0] for marks, chunk in _in_chunks(entry_ids)
                 for row in self._db.execute(f"SELECT id FROM entries WHERE id IN ({marks})", chunk)}
@@ -409,14 +458,14 @@ class Store:
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as ex:
-            raise StoreError(f"cannot write {self.path}: {ex}") from ex
+            raise state_error(self.path, ex, "write") from ex
 
     def commit(self) -> None:
         """Make the group durable: only then may feeds built from it be published."""
         try:
             self._db.execute("COMMIT")
         except sqlite3.Error as ex:
-            raise StoreError(f"cannot write {self.path}: {ex}") from ex
+            raise state_error(self.path, ex, "write") from ex
 
     @property
     def in_group(self) -> bool:
@@ -491,6 +540,7 @@ class Store:
                 e.published_from, e.image, e.source_url, e.position, _t(e.first_seen_at), _t(e.last_seen_at),
                 _t(e.updated_at))
 
+    @_mapped
     def render_key(self, name: str) -> str | None:
         row = self._db.execute("SELECT key FROM rendered WHERE name = ?", (name,)).fetchone()
         return row[0] if row else None
@@ -499,7 +549,7 @@ class Store:
         try:
             self._db.execute("INSERT OR REPLACE INTO rendered (name, key) VALUES (?, ?)", (name, key))
         except sqlite3.Error as ex:
-            raise StoreError(f"cannot write {self.path}: {ex}") from ex
+            raise state_error(self.path, ex, "write") from ex
 
     def touch_sources(self, urls: Sequence[str], now: datetime, older_than: datetime) -> None:
         """Sources not read this run (304, failed, backed off) still list what they listed last time:
@@ -514,7 +564,7 @@ class Store:
                 self._db.executemany("UPDATE entries SET last_seen_at = ? WHERE source_url = ? AND last_seen_at < ?",
                                      [(_t(now), url, _t(older_than)) for url in urls])
         except sqlite3.Error as ex:
-            raise StoreError(f"cannot write {self.path}: {ex}") from ex
+            raise state_error(self.path, ex, "write") from ex
 
     def prune(self, now: datetime, retention: timedelta) -> int:
         """Delete stories not listed on any page since now - retention. A listed story is never touched,
@@ -529,7 +579,7 @@ class Store:
                                          [(b, n) for b in _unpack(blob)])
                     self._db.execute("DELETE FROM entries WHERE n = ?", (n,))  # cascades keys, topics
         except sqlite3.Error as ex:
-            raise StoreError(f"cannot prune {self.path}: {ex}") from ex
+            raise state_error(self.path, ex, "prune") from ex
         if rows:
             log.info("pruned %d stories not listed since %s", len(rows), cutoff)
         return len(rows)
