@@ -779,6 +779,23 @@ def _guarded_conn(conn: urllib3.connection.HTTPConnection, connect: Callable[[],
     return sock
 
 
+def _check_reused(conn: urllib3.connection.HTTPConnection) -> None:
+    """A kept-alive connection opened for a source that allowed it must not serve one that does not."""
+    guard: _Guard | None = getattr(_tls, "guard", None)
+    sock = conn.sock
+    if sock is None or guard is None or conn.proxy is not None:
+        return  # a new connection: _guarded_conn checks it
+    host, port = (conn.host or "").strip("[]").lower(), int(conn.port or 80)
+    if guard.trusts(host, port):
+        return
+    try:
+        peer = sock.getpeername()[0]
+    except OSError:
+        return  # not connected after all: connecting goes through _guarded_conn
+    if _non_public(peer):
+        raise _refusal(host, port, peer)
+
+
 def _attach_socket(conn: urllib3.connection.HTTPConnection) -> None:
     watch = getattr(_tls, "watch", None)
     if watch is not None:
@@ -789,6 +806,10 @@ class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
     def _new_conn(self) -> socket.socket:
         return _guarded_conn(self, super()._new_conn)
 
+    def request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        _check_reused(self)
+        return super().request(*args, **kwargs)
+
     def getresponse(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         _attach_socket(self)  # runs in the fetching thread, right before it waits for the headers
         return super().getresponse(*args, **kwargs)
@@ -797,6 +818,10 @@ class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
 class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
     def _new_conn(self) -> socket.socket:
         return _guarded_conn(self, super()._new_conn)
+
+    def request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        _check_reused(self)
+        return super().request(*args, **kwargs)
 
     def getresponse(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         _attach_socket(self)

@@ -150,3 +150,16 @@ def test_refresh_names_the_refusal_and_publishes_nothing_internal(tmp_path, site
     proc = run_cli(config, "refresh", "--force", "bad", cwd=tmp_path)  # (past its backoff)
     assert proc.returncode == 0, proc.stderr
     assert SECRET in (tmp_path / "feeds" / "bad.atom").read_text(encoding="utf-8")
+
+
+def test_a_kept_alive_connection_allowed_for_one_source_is_not_reused_for_another(site, internal, now):
+    # source A may reach the internal service; B, fetched next by the same fetcher, may not: the
+    # connection A left open (keep-alive) must not carry B's request
+    a = site.route("/a", status=302, headers={"Location": internal.url("/secret")})
+    b = site.route("/b", status=302, headers={"Location": internal.url("/secret")})
+    with Fetcher(user_agent=UA, host_delay=0, timeout=5) as f:
+        assert isinstance(f.fetch(SourceConfig(url=a, allow_private=True), None, now=now), Page)
+        asked = len(internal.hits_for("/secret"))
+        with pytest.raises(PrivateAddressError):
+            f.fetch(SourceConfig(url=b), None, now=now)
+    assert len(internal.hits_for("/secret")) == asked
