@@ -24,13 +24,14 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urldefrag, urljoin
+from urllib.parse import urldefrag
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "data" / "pages"
 CORPUS = ROOT.parent / "shared" / "corpus"
 sys.path.insert(0, str(ROOT))
 
+from feedsvc import uri
 from feedsvc.config import FieldSelector, Selectors
 from feedsvc.decode import decode_body
 from feedsvc.extract import explain, extract_items
@@ -46,7 +47,7 @@ def fold(text: str | None) -> str:
 
 
 def absolute(link: str | None, page_url: str) -> str | None:
-    return urldefrag(urljoin(page_url, link))[0] if link else None
+    return urldefrag(uri.join(page_url, link))[0] if link else None
 
 
 @dataclass
@@ -149,7 +150,7 @@ def page_url_of(row: dict) -> str:
 
 def _base_href(text: str, page_url: str) -> str:
     m = re.search(r"<base\s[^>]*href\s*=\s*[\"']?([^\"'\s>]+)", text, re.IGNORECASE)
-    return urljoin(page_url, m.group(1)) if m else page_url
+    return uri.join(page_url, m.group(1)) if m else page_url
 
 
 def load_corpus_pages(folder: Path = CORPUS / "pages") -> list[tuple[dict, Page]]:
@@ -168,7 +169,8 @@ def score_corpus_page(row: dict, page: Page, items: list[RawItem]) -> Score:
     links = {absolute(i.link, page.url): fold(i.title) for i in items}
     recalled, missing = 0, []
     for n in (1, 2, 3):
-        link = urldefrag(urljoin(base, row[f"ex{n}_href"].replace("&amp;", "&")))[0]
+        # as a browser resolves it (urllib's urljoin would turn "/*-http://host/" into "/*-http:/host/")
+        link = urldefrag(uri.join(base, row[f"ex{n}_href"].replace("&amp;", "&")))[0]
         title = fold(row[f"ex{n}_title"])
         if link in links and (title in links[link] or links[link] in title):
             recalled += 1

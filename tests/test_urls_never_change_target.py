@@ -51,8 +51,6 @@ def test_links_relative_to_the_page_keep_their_double_slash(http_server, tmp_pat
     assert links == {http_server.url("/portal/") + href for href, _ in STORIES}
 
 
-@pytest.mark.xfail(strict=True, reason="extract resolves links against <base href> with urllib's urljoin, "
-                   "which collapses '//' in relative paths (feedsvc/extract/html.py resolve, selectors.py)")
 def test_links_relative_to_base_href_keep_their_double_slash(http_server, tmp_path: Path) -> None:
     base = http_server.url("/_ylh=X3oDMTB0NWxnaGxs/")
     links = published_links(http_server, tmp_path, page(base))

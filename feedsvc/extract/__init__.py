@@ -13,8 +13,9 @@ from __future__ import annotations
 import html as html_lib
 import logging
 import re
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
+from feedsvc import uri
 from feedsvc.config import Selectors
 from feedsvc.extract import html, structured, text
 from feedsvc.model import Page, RawItem
@@ -50,7 +51,7 @@ def page_icon(page: Page) -> str | None:
     href = found.get("icon") or found.get("apple-touch-icon")
     if not href:
         return None
-    url = urljoin(page.url, html_lib.unescape(href))
+    url = uri.join(page.url, html_lib.unescape(href))
     return url if urlsplit(url).scheme in ("http", "https") else None
 
 

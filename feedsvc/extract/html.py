@@ -25,10 +25,11 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urldefrag, urljoin, urlsplit
+from urllib.parse import urldefrag, urlsplit
 
 from lxml import etree
 
+from feedsvc import uri
 from feedsvc.extract import rules
 from feedsvc.extract.rules import fold_ws, weight
 from feedsvc.extract.structured import StructuredItem, items_from_jsonld, load_json, parse_iso_date
@@ -75,7 +76,7 @@ def base_of(page_url: str, root: etree._Element) -> str | None:
     for el in root.iter("base"):
         href = (el.get("href") or "").strip()
         if href:
-            return urljoin(page_url, href)
+            return uri.join(page_url, href)
     return None
 
 
@@ -91,12 +92,12 @@ def clean_href(href: str | None) -> str | None:
 
 def resolve(href: str, base: str | None) -> str:
     """Absolute against <base href> when the page has one (normalize only knows the page URL)."""
-    return urljoin(base, href) if base else href
+    return uri.join(base, href) if base else href
 
 
 def link_key(href: str, page_url: str, base: str | None) -> str:
     """Two forms of one link (relative/absolute, with a #fragment) compare equal."""
-    return urldefrag(urljoin(base or page_url, href))[0]
+    return urldefrag(uri.join(base or page_url, href))[0]
 
 
 def _attr_words(el: etree._Element) -> str:
@@ -620,7 +621,7 @@ def is_pagination(href: str, page_url: str, base: str | None) -> bool:
         return True
     if not query or not rules.PAGE_QUERY.search(query):
         return False
-    return urlsplit(urljoin(base or page_url, href)).path == urlsplit(page_url).path
+    return urlsplit(uri.join(base or page_url, href)).path == urlsplit(page_url).path
 
 
 def _without_other_feeds(members: list[Anchor], page_host: str | None) -> list[Anchor]:
@@ -720,7 +721,7 @@ def extract_jsonld_documents(documents: list[object], base: str | None) -> list[
 
 
 def _path_key(href: str, page_url: str, base: str | None) -> str:
-    parts = urlsplit(urljoin(base or page_url, href))
+    parts = urlsplit(uri.join(base or page_url, href))
     return f"{parts.path or '/'}?{parts.query}"
 
 

@@ -10,12 +10,12 @@ a <time datetime> in the block.
 from __future__ import annotations
 
 import logging
-from urllib.parse import urljoin
 
 import soupsieve
 from bs4 import BeautifulSoup, Tag
 from soupsieve import SelectorSyntaxError
 
+from feedsvc import uri
 from feedsvc.config import FieldSelector, Selectors
 from feedsvc.extract.html import HEADINGS, clean_href, dedupe_by_link, picture_of, resolve
 from feedsvc.extract.rules import fold_ws
@@ -107,7 +107,7 @@ MAX_BLOCKS = 2000
 def extract_with_selectors(page_url: str, text: str, selectors: Selectors) -> list[RawItem]:
     soup = BeautifulSoup(text, "lxml")
     base_el = soup.find("base", href=True)
-    base = urljoin(page_url, _attr(base_el, "href") or "") if base_el is not None and _attr(base_el, "href") else None
+    base = uri.join(page_url, _attr(base_el, "href") or "") if base_el is not None and _attr(base_el, "href") else None
     try:
         blocks = soup.select(selectors.item, limit=MAX_BLOCKS)
     except (SelectorSyntaxError, ValueError, NotImplementedError) as exc:

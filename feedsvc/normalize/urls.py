@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from feedsvc.uri import join, remove_dot_segments
 
 # Parameters that say where a click came from, never which article it is.
 TRACKING_PREFIXES = ("utm_", "hsa_", "pk_", "mtm_", "ga_")
@@ -88,49 +90,6 @@ def _query(q: str) -> str:
     return "&".join(kept)
 
 
-def _remove_dot_segments(path: str) -> str:
-    """RFC 3986 5.2.4, keeping empty segments ("a//b"): urllib's urljoin collapses them, browsers do not."""
-    out: list[str] = []
-    segs = path.split("/")
-    for i, seg in enumerate(segs):
-        last = i == len(segs) - 1
-        if seg == ".":
-            if last:
-                out.append("")
-        elif seg == "..":
-            if len(out) > 1:
-                out.pop()
-            if last:
-                out.append("")
-        else:
-            out.append(seg)
-    joined = "/".join(out)
-    return joined if not path.startswith("/") or joined.startswith("/") else "/" + joined
-
-
-@lru_cache(maxsize=256)
-def _split_base(base: str) -> SplitResult:
-    return urlsplit(base)  # every link of a page is resolved against the same base
-
-
-def _join(base: str, ref: str) -> str:
-    """Resolve `ref` against the absolute `base` (RFC 3986 5.2.2)."""
-    b = _split_base(base)
-    r = urlsplit(ref)
-    if r.scheme:
-        return ref
-    if ref.startswith("//"):
-        return b.scheme + ":" + ref
-    if not r.path:
-        path, query = b.path, (r.query if "?" in ref else b.query)
-    elif r.path.startswith("/"):
-        path, query = _remove_dot_segments(r.path), r.query
-    else:
-        merged = (b.path.rpartition("/")[0] if b.path else "") + "/" + r.path
-        path, query = _remove_dot_segments(merged), r.query
-    return urlunsplit((b.scheme, b.netloc, path, query, r.fragment))
-
-
 def _slashes(u: str) -> str:
     """Backslashes as slashes before the query, as browsers read web URLs; one in the query is data
     (?q=a\\b is not ?q=a/b) and is only percent-encoded."""
@@ -180,7 +139,7 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
         if not is_file:
             u = _slashes(u)
         try:
-            u = _join(b, u)
+            u = join(b, u)
         except ValueError:
             return None
     scheme = (_SCHEME.match(u) or m).group(1).lower()  # type: ignore[union-attr]
@@ -206,7 +165,7 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
             netloc = netloc[:-1]
     path = _encode(parts.path, _PATH_SAFE) or "/"
     if "/." in path:
-        path = _remove_dot_segments(path) or "/"
+        path = remove_dot_segments(path) or "/"
     if not netloc and path.startswith("//"):  # urlunsplit would read the first segment as a host
         path = "/" + path.lstrip("/")
     return urlunsplit((scheme, netloc, path, _query(parts.query), ""))
