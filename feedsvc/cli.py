@@ -368,6 +368,10 @@ def fetch_preview(source: SourceConfig, config: Config | None, language: str | N
 
 
 def cmd_preview(args: argparse.Namespace, config: Config | None) -> int:
+    import shlex
+
+    from feedsvc import pipeline
+
     source = source_from_args(args, config, "preview")
     if args.toml:
         from feedsvc.configfile import source_toml
@@ -397,6 +401,11 @@ def cmd_preview(args: argparse.Namespace, config: Config | None) -> int:
         print(f"     found by: {found_by}")
     if not items:
         print("no items found: the page may have no listing; try --item and field selectors")
+    if source.selectors is None and (alt := pipeline.alternative(page)) is not None:
+        selectors, share, example, found = alt
+        options = " ".join(f"--{k} {shlex.quote(v)}" for k, v in selectors.items())
+        print(f"\nunsure: another list scored {share:.0%} as well ({found} items, first: {example[:60]!r}).\n"
+              f"To take it instead: feedsvc preview {shlex.quote(args.url)} {options}")
     return 0
 
 

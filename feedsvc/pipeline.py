@@ -734,6 +734,22 @@ def keep(topic: TopicConfig, items: Sequence[Item]) -> list[Item]:
     return kept
 
 
+def alternative(page: Page) -> tuple[dict[str, str], float, str, int] | None:
+    """When automatic detection was unsure (another list scored at least half as well): the selectors
+    that pick that list, its score as a share of the winner's, its first headline and how many items
+    those selectors give. None when it was sure, or the other list's selectors give fewer than two."""
+    from feedsvc import extract  # (see read_page)
+    from feedsvc.config import FieldSelector
+
+    r = extract.runner_up(page)
+    if r is None:
+        return None
+    fields = {"title": r.title, "link": r.title + "@href"} if r.title else {}
+    selectors = Selectors(item=r.item, **{k: FieldSelector.parse(v) for k, v in fields.items()})
+    found = len(extract.extract_items(page, selectors))
+    return ({"item": r.item, **fields}, r.score / r.best_score, r.example, found) if found >= 2 else None
+
+
 def preview(source: SourceConfig, config: Config, *, now: datetime, language: str | None = None
             ) -> tuple[Page, list[RawItem], list[Item]]:
     """Fetch one page and show what would become entries. Touches no state and no feed."""

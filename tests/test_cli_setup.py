@@ -3,7 +3,9 @@ help texts, a did-you-mean. Through the CLI as a user types it, against a real l
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -102,3 +104,23 @@ def test_help_texts_say_what_each_option_does(tmp_path: Path) -> None:
     preview = " ".join(cli(tmp_path, "preview", "--help").stdout.split())
     assert "--date CSS CSS selector of the date in an item (attr form: time@datetime)" in preview
     assert "--title CSS CSS selector of the headline in an item --link" in preview  # no attr hint where none fits
+
+
+def test_preview_says_when_it_is_unsure_and_how_to_take_the_other_list(tmp_path: Path) -> None:
+    def block(cls: str, word: str) -> str:
+        return f'<ul class="{cls}">' + "".join(
+            f'<li><h3><a href="/{word}/{i}">{word.title()} story {i} with a headline of some length</a></h3>'
+            f'<p>What happened in {word} story {i}, told in a sentence or two.</p></li>' for i in range(6)) + "</ul>"
+
+    (tmp_path / "two.html").write_text(f"<!doctype html><html><body><div class='a'>{block('news', 'news')}</div>"
+                                       f"<div class='b'>{block('blog', 'blog')}</div></body></html>", encoding="utf-8")
+    out = cli(tmp_path, "preview", "two.html")
+    assert out.returncode == 0, out.stderr
+    assert "unsure: another list scored" in out.stdout
+    command = out.stdout.split("To take it instead: ")[1].strip()
+    taken = "news" if "/news/0" in out.stdout.split("unsure:")[0] else "blog"
+    other = "blog" if taken == "news" else "news"
+    alt = cli(tmp_path, *shlex.split(command)[1:], "--json")
+    assert alt.returncode == 0, alt.stderr
+    links = [i["link"] for i in json.loads(alt.stdout)]
+    assert len(links) == 6 and all(f"/{other}/" in link for link in links)

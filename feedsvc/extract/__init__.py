@@ -98,6 +98,11 @@ def extract_items(page: Page, selectors: Selectors | None = None) -> list[RawIte
     return outcome.items
 
 
+def runner_up(page: Page) -> html.RunnerUp | None:
+    """When automatic detection was unsure: the list it did not take, with the selectors for it."""
+    return _run(page, None).runner_up
+
+
 def explain(page: Page, selectors: Selectors | None = None) -> str:
     """Which strategy found the items and why (or why none were found), in one line."""
     outcome = _run(page, selectors)

@@ -21,6 +21,7 @@ Order of signals, cheapest and most reliable first:
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,6 +48,18 @@ class Outcome:
     items: list[RawItem]
     strategy: str  # the found_by of the items, or "none"
     reason: str  # one line for `preview` / debug logs
+    # When another list scored close to the chosen one: its score against the winner's, and the
+    # selectors that would pick it (`preview` shows them; a user decides).
+    runner_up: RunnerUp | None = None
+
+
+@dataclass
+class RunnerUp:
+    score: float
+    best_score: float
+    item: str  # CSS selector of its blocks
+    title: str | None  # CSS selector of the headline link in a block (None: the block is the link)
+    example: str  # its first headline
 
 
 # ----------------------------------------------------------------------------- parsing helpers
@@ -908,7 +921,28 @@ def automatic(page_url: str, text: str) -> Outcome:
               f"(score {best.score:.1f}; {', '.join(f'{k}={v}' for k, v in best.notes.items())})")
     if len(chosen) > 1:
         reason += f"; joined {len(chosen) - 1} sibling group(s) of the same shape"
-    if len(top) > 1:
-        runner = top[1]
+    # the next best list of other links (a card's thumbnail or "Permalink" link to the same stories is
+    # the same list, not another one)
+    taken = {m.href for g in chosen for m in g.members}
+    runner = next((g for g in top[1:] if g not in chosen
+                   and sum(1 for m in g.members if m.href in taken) * 2 < len(g.members)), None)
+    unsure = None
+    if runner is not None:
         reason += f"; runner-up {'/'.join(runner.sig[-3:])} scored {runner.score:.1f}"
-    return Outcome(items, best.kind, reason)
+        if runner.score >= rules.UNSURE_SHARE * best.score:
+            unsure = _runner_up(runner, best.score)
+    return Outcome(items, best.kind, reason, unsure)
+
+
+_CSS_PART = re.compile(r"^[a-z][a-z0-9]*(\.[a-z_][a-z0-9_-]*)?$")
+
+
+def _runner_up(g: Group, best_score: float) -> RunnerUp | None:
+    """The selectors that pick group `g`: its block by the last three steps of its path, the
+    headline link by the steps from the block down (None where the block is the link)."""
+    m = g.members[0]
+    path = [p if _CSS_PART.match(p) else p.split(".")[0] for p in m.sig]
+    depth = min(m.block_depth, len(path) - 1)
+    item = " > ".join(path[max(0, depth - 2): depth + 1])
+    title = " ".join(path[depth + 1:][-2:]) or None
+    return RunnerUp(g.score, best_score, item, title, m.title)

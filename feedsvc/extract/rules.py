@@ -294,3 +294,7 @@ def is_headline_line(line: str) -> bool:
 def is_date_only(line: str) -> bool:
     found = find_date_text(line)
     return found is not None and weight(line) <= weight(found) + 6
+
+# Automatic detection is unsure when a list it did not take scored at least this share of the one it
+# took: `preview` then shows that list and the selectors that would pick it.
+UNSURE_SHARE = 0.5
