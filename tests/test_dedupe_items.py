@@ -5,15 +5,12 @@ FLOORS ONLY GO UP: raise one in the commit that raises its figure; never lower o
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
+import benchload
+
 ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("eval_items", ROOT / "bench" / "eval_items.py")
-ev = importlib.util.module_from_spec(_spec)
-sys.modules["eval_items"] = ev
-_spec.loader.exec_module(ev)  # type: ignore[union-attr]
+ev = benchload.load("eval_items")
 
 FLOORS = {
     "positives_merged": 0.997,  # measured 765/767 (the pair verdict's one miss, as link-less and as moved)

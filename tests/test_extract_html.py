@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin
 
 import pytest
 
+import benchload
 from feedsvc.config import FieldSelector, Selectors
 from feedsvc.extract import explain, extract_items
 from feedsvc.model import Page
@@ -17,10 +16,7 @@ from feedsvc.model import Page
 ROOT = Path(__file__).resolve().parent.parent
 FETCHED = datetime(2026, 1, 20, 3, 0, tzinfo=UTC)
 
-_spec = importlib.util.spec_from_file_location("eval_extract", ROOT / "bench" / "eval_extract.py")
-ev = importlib.util.module_from_spec(_spec)
-sys.modules["eval_extract"] = ev  # dataclasses look their module up here
-_spec.loader.exec_module(ev)  # type: ignore[union-attr]
+ev = benchload.load("eval_extract")
 
 FIXTURES = {fx.name: fx for fx in ev.load_fixtures()}
 

@@ -7,15 +7,12 @@ change pass — fix the change, or say in the commit why the page set changed.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
+import benchload
+
 ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("eval_extract", ROOT / "bench" / "eval_extract.py")
-ev = importlib.util.module_from_spec(_spec)
-sys.modules["eval_extract"] = ev
-_spec.loader.exec_module(ev)  # type: ignore[union-attr]
+ev = benchload.load("eval_extract")
 
 # Floors only go up.
 FLOORS = {

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import feedparser
-import pytest
 
 from atomcheck import assert_valid_atom
 from feedsvc import pipeline
