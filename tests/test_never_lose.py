@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import feedparser
@@ -145,6 +146,7 @@ def test_same_link_new_text_is_an_update_with_the_same_id(http_server, tmp_path:
     setup(tmp_path, [url])
     refresh(tmp_path)
     (first,) = feed(tmp_path).entries
+    time.sleep(1.1)  # Atom times are written to the second: the edit must land in a later one
     http_server.route("/list", cards([("/a/1", "Storm makes landfall", "The storm made landfall at noon, "
                                        "cutting power to thousands.")]), headers=HTML)
     refresh(tmp_path)

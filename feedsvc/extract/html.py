@@ -89,7 +89,9 @@ def base_of(page_url: str, root: etree._Element) -> str | None:
     for el in root.iter("base"):
         href = (el.get("href") or "").strip()
         if href:
-            return uri.join(page_url, href)
+            base = uri.join(page_url, href)
+            # a base that cannot hold documents (javascript:, data:) would resolve every link into it
+            return base if urlsplit(base).scheme.lower() in ("http", "https", "file") else None
     return None
 
 

@@ -108,6 +108,8 @@ def extract_with_selectors(page_url: str, text: str, selectors: Selectors) -> li
     soup = BeautifulSoup(text, "lxml")
     base_el = soup.find("base", href=True)
     base = uri.join(page_url, _attr(base_el, "href") or "") if base_el is not None and _attr(base_el, "href") else None
+    if base is not None and not base.lower().startswith(("http:", "https:", "file:")):
+        base = None  # a javascript: or data: base would resolve every link into it
     try:
         blocks = soup.select(selectors.item, limit=MAX_BLOCKS)
     except (SelectorSyntaxError, ValueError, NotImplementedError) as exc:
