@@ -86,11 +86,40 @@ class Entry:
     last_seen_at: datetime
     updated_at: datetime  # when its text last changed (first seen, for a new entry)
     topics: tuple[str, ...] = ()
+    content_html: str | None = None  # the article's main text (`article = "full"`), sanitized
 
     @property
     def date(self) -> datetime:
         """The date a reader sees: the item's own date, else when feedsvc first saw it."""
         return self.published or self.first_seen_at
+
+
+@dataclass(frozen=True, slots=True)
+class RawArticle:
+    """What an item's own page says about it, as found (extract.article). Dates as written: normalize
+    reads them in the source's zone."""
+
+    url: str  # the article page's URL
+    published: str | None = None  # a publication date from markup (JSON-LD, meta, <time>), as written
+    published_by: str | None = None  # which rule found it: "json-ld", "meta", "time", "htmldate"
+    published_text: str | None = None  # a date line written in the page's text ("作成日時 ： 2008/02/05 00:14")
+    modified: str | None = None  # a modification date from markup, as written
+    image: str | None = None  # absolute URL
+    canonical: str | None = None  # absolute URL
+    text_html: str | None = None  # the main text as HTML (full mode), not yet sanitized
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """An item's own page, read and normalized: what it adds to the entry (store keeps it by entry)."""
+
+    url: str
+    published: datetime | None = None
+    precise: bool = False  # `published` carries a time of day (not only the day)
+    modified: datetime | None = None
+    image: str | None = None
+    canonical: str | None = None
+    content_html: str | None = None
 
 
 @dataclass(slots=True)

@@ -31,7 +31,7 @@ from feedsvc import __version__, dedupe, publish, websub
 from feedsvc.config import Config, Selectors, SourceConfig, TopicConfig
 from feedsvc.errors import SourceError, UsageError
 from feedsvc.fetch import Fetcher, next_try_at
-from feedsvc.model import (Item, NotModified, Page, RawItem, RefreshResult, RobotsTxt, SourceOutcome,
+from feedsvc.model import (Article, Item, NotModified, Page, RawItem, RefreshResult, RobotsTxt, SourceOutcome,
                            SourceState)
 from feedsvc.store import Store
 
@@ -303,8 +303,11 @@ def publish_indexes(config: Config, store: Store) -> list[Path]:
     if (config.output_dir / "index.html").exists() and (config.output_dir / "index.opml").exists() \
             and store.render_key("index") == key:
         return []
+    # entry counts change only with a feed, whose render key is in the key already
+    counts = {t.id: len(store.entries(t.id, limit=t.max_entries)) for t in config.topics}
     written = publish.write_indexes(
-        config, {t.id: store.entries(t.id, limit=min(t.max_entries, publish.INDEX_ENTRIES)) for t in config.topics})
+        config, {t.id: store.entries(t.id, limit=min(t.max_entries, publish.INDEX_ENTRIES)) for t in config.topics},
+        health, counts)
     store.set_render_key("index", key)
     return written
 
@@ -432,6 +435,14 @@ def read_page(page: Page, selectors: Selectors | None, timezone: str, language: 
         page_url=page.url, fetched_at=page.fetched_at, timezone=timezone, language=language))
     # text that items with different links share on this page (a teaser, a series label) is no evidence
     return raws, without_boilerplate(items)
+
+
+def read_article(page: Page, mode: str, timezone: str, language: str | None = None) -> Article:
+    """extract + normalize one article page (mode "meta" or "full"): what it adds to its entry."""
+    from feedsvc.extract.article import read_article as extract_article  # (see read_page)
+    from feedsvc.normalize.article import normalize_article
+
+    return normalize_article(extract_article(page, full=mode == "full"), timezone, page.fetched_at, language)
 
 
 @dataclass

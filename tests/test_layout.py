@@ -45,6 +45,8 @@ OWNERS: dict[str, set[str]] = {
     "apscheduler": {"daemon"},
     "sqlite3": {"store"},
     "tomlkit": {"configfile"},
+    "htmldate": {"extract"},
+    "trafilatura": {"extract"},
 }
 
 
