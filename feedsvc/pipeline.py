@@ -303,11 +303,8 @@ def publish_indexes(config: Config, store: Store) -> list[Path]:
     if (config.output_dir / "index.html").exists() and (config.output_dir / "index.opml").exists() \
             and store.render_key("index") == key:
         return []
-    # entry counts change only with a feed, whose render key is in the key already
-    counts = {t.id: len(store.entries(t.id, limit=t.max_entries)) for t in config.topics}
     written = publish.write_indexes(
-        config, {t.id: store.entries(t.id, limit=min(t.max_entries, publish.INDEX_ENTRIES)) for t in config.topics},
-        health, counts)
+        config, {t.id: store.entries(t.id, limit=min(t.max_entries, publish.INDEX_ENTRIES)) for t in config.topics})
     store.set_render_key("index", key)
     return written
 
