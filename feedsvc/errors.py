@@ -44,7 +44,7 @@ class SourceError(FeedsvcError):
     """One source could not be read: recorded as data, the topic goes on.
 
     `kind` is a short machine-readable word: network, timeout, http, too-large,
-    decode, robots, empty, drift, parse, private-address.
+    decode, robots, empty, drift, parse, private-address, file (a local source that cannot be read).
     """
 
     def __init__(self, kind: str, message: str, *, retry_after: float | None = None) -> None:

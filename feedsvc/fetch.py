@@ -186,7 +186,7 @@ class Fetcher:
     def fetch(self, source: SourceConfig, state: SourceState | None, *, now: datetime,
               force: bool = False) -> Page | NotModified:
         """Fetch and decode one source. Raises FetchError (kind: network, timeout, http, too-large,
-        decode, robots, redirects, empty, private-address)."""
+        decode, robots, redirects, empty, private-address, file)."""
         if source.is_local:
             return self._fetch_file(source, now)
         if not source.robots:
@@ -206,6 +206,10 @@ class Fetcher:
         except PrivateAddressError as exc:
             if len(chain) > 1:
                 raise PrivateAddressError(f"{exc.message}; redirects: {' -> '.join(chain)}") from None
+            raise
+        except FetchError as exc:
+            if exc.kind == "http" and len(chain) > 1:  # the error is the redirect target's: name it
+                raise FetchError("http", f"{exc.message} from {chain[-1]}", retry_after=exc.retry_after) from None
             raise
         finally:
             _tls.guard = None
@@ -418,7 +422,7 @@ class Fetcher:
         if status == 304:
             return status, resp_headers, b""
         if status >= 400:
-            reason = f"HTTP {status} {resp.reason or ''}".strip() + f" from {url}"
+            reason = f"HTTP {status} {resp.reason or ''}".strip()  # the source's URL is said once, by the caller
             if status in (429, 503):
                 ra = parse_retry_after(resp.headers.get("Retry-After"), resp.headers.get("Date"), now)
                 if ra is not None:
@@ -510,7 +514,7 @@ class Fetcher:
             with path.open("rb") as f:
                 body = f.read(self.max_bytes + 1)
         except OSError as exc:
-            raise FetchError("network", f"cannot read {path}: {exc.strerror or exc}") from None
+            raise FetchError("file", f"cannot read {path}: {exc.strerror or exc}") from None
         if len(body) > self.max_bytes:
             raise FetchError("too-large", f"{path} is more than {self.max_bytes:,} bytes")
         text, codec = self._decode(body, source.url, None, source)

@@ -619,7 +619,7 @@ def test_file_urls_read_the_local_file(tmp_path, now, name, content, ctype):
 def test_missing_local_file(tmp_path, now):
     with make_fetcher() as f:
         err, _ = fetch_error(f, (tmp_path / "nope.html").as_uri(), now)
-    assert err.kind == "network" and "nope.html" in err.message
+    assert err.kind == "file" and "nope.html" in err.message  # not "network": no network was involved
 
 
 def test_local_sjis_file_is_decoded(tmp_path, now):

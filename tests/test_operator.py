@@ -122,3 +122,20 @@ def test_a_backed_off_source_is_counted_and_the_exit_code_says_it_is_failing(tmp
     assert "0 failed sources, 1 backed off" in skipped.stdout
     assert f"source failing: {url}: backed off until " in skipped.stderr and "1 failure in a row" in skipped.stderr
     assert titles(tmp_path / "feeds" / "news.atom") == {"Story number 1"}  # the feed keeps its entry
+
+
+def test_error_lines_say_the_url_once_and_call_a_missing_file_a_file(tmp_path: Path, http_server) -> None:
+    gone = http_server.route("/gone", "no", status=404, headers={"Content-Type": "text/plain"})
+    moved = http_server.route("/moved", status=301, headers={"Location": "/gone"})
+    write_config(tmp_path / "config.toml", [
+        {"id": "a", "title": "A", "sources": [{"url": gone}]},
+        {"id": "b", "title": "B", "sources": [{"url": moved}]},
+        {"id": "c", "title": "C", "sources": [{"url": "missing.html"}]},
+    ])
+    out = cli(tmp_path, "refresh")
+    assert out.returncode == 1
+    lines = out.stderr.splitlines()
+    assert f"feedsvc: a: source failed: {gone}: http: HTTP 404 Not Found" in lines
+    assert f"feedsvc: b: source failed: {moved}: http: HTTP 404 Not Found from {gone}" in lines
+    (line,) = [x for x in lines if x.startswith("feedsvc: c: ")]
+    assert ": file: cannot read " in line and "missing.html: No such file or directory" in line
