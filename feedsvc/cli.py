@@ -417,6 +417,7 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     counts = {}
     if config.state.exists():
         with Store.open(config.state) as store:
+            store.verify()
             states = {s.url: s for s in store.source_states()}
             counts = {t.id: min(store.topic_entry_count(t.id), t.max_entries) for t in config.topics}
     for t in config.topics:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Concatenate, ParamSpec, TypeVar
 
 from feedsvc.errors import StoreError
-from feedsvc.model import Entry, RobotsTxt, SourceState
+from feedsvc.model import Article, Entry, RobotsTxt, SourceState
 
 if TYPE_CHECKING:  # for annotations only: steps do not import each other at run time
     from feedsvc.dedupe import Plan
@@ -148,6 +148,34 @@ MIGRATIONS: list[str] = [
     ALTER TABLE sources ADD COLUMN usual_item_count INTEGER;
     ALTER TABLE sources ADD COLUMN degraded_runs INTEGER NOT NULL DEFAULT 0;
     UPDATE sources SET usual_item_count = last_item_count;
+    """,
+    # 9: each story's own page, read once (article = "meta" / "full"): what it added, or why it could not be
+    # read and when to try again. Kept apart from the story's row, which stays what the listing gave: the
+    # listing is compared with it on every refresh. Reading one moves its topics' versions (a feed shows it).
+    """
+    CREATE TABLE articles (
+        n INTEGER PRIMARY KEY REFERENCES entries(n) ON DELETE CASCADE,
+        url TEXT NOT NULL,
+        status TEXT NOT NULL,
+        fetched_at TEXT NOT NULL,
+        failures INTEGER NOT NULL DEFAULT 0,
+        next_try_at TEXT,
+        error TEXT,
+        published TEXT,
+        precise INTEGER NOT NULL DEFAULT 0,
+        modified TEXT,
+        image TEXT,
+        canonical TEXT,
+        content_html TEXT
+    );
+    CREATE TRIGGER article_read AFTER INSERT ON articles WHEN NEW.status = 'ok' BEGIN
+        UPDATE topic_versions SET version = version + 1
+        WHERE topic IN (SELECT topic FROM entry_topics WHERE n = NEW.n);
+    END;
+    CREATE TRIGGER article_reread AFTER UPDATE ON articles WHEN NEW.status = 'ok' BEGIN
+        UPDATE topic_versions SET version = version + 1
+        WHERE topic IN (SELECT topic FROM entry_topics WHERE n = NEW.n);
+    END;
     """,
 ]
 
@@ -375,6 +403,66 @@ class Store:
                              _FEED_ORDER + ("" if limit is None else " LIMIT ?"))
         return [e for _, e, _ in rows]
 
+    # ------------------------------------------------------------------------------------- articles
+
+    @_mapped
+    def articles(self, entry_ids: Iterable[str]) -> dict[str, Article]:
+        """The article pages read for these stories (read ones only), by entry id."""
+        out: dict[str, Article] = {}
+        for marks, chunk in _in_chunks(entry_ids):
+            for r in self._db.execute(
+                    "SELECT e.id, a.url, a.published, a.precise, a.modified, a.image, a.canonical, a.content_html "
+                    f"FROM articles a JOIN entries e ON e.n = a.n WHERE a.status = 'ok' AND e.id IN ({marks})",
+                    chunk):
+                out[r[0]] = Article(url=r[1], published=_dt(r[2]), precise=bool(r[3]), modified=_dt(r[4]),
+                                    image=r[5], canonical=r[6], content_html=r[7])
+        return out
+
+    @_mapped
+    def article_candidates(self, topic_id: str, limit: int, now: datetime) -> list[tuple[Entry, int]]:
+        """(story, failures so far) of the topic's newest `limit` stories whose page is still to read: never
+        tried, or failed and due again. A story read once is never fetched again."""
+        rows = self._db.execute(
+            "SELECT e.id, coalesce(a.failures, 0) FROM entries e JOIN entry_topics et ON et.n = e.n "
+            "LEFT JOIN articles a ON a.n = e.n WHERE et.topic = ? "
+            f"{_FEED_ORDER} LIMIT ?", (topic_id, limit)).fetchall()
+        due = {r[0]: r[1] for r in self._db.execute(
+            "SELECT e.id, a.status, a.next_try_at FROM entries e JOIN articles a ON a.n = e.n "
+            "JOIN entry_topics et ON et.n = e.n WHERE et.topic = ?", (topic_id,))
+            if r[1] == "ok" or (r[2] is not None and r[2] > _t(now))}
+        wanted = [(i, f) for i, f in rows if i not in due]
+        entries = self.entries_by_id([i for i, _ in wanted])
+        return [(entries[i], f) for i, f in wanted if i in entries and entries[i].link]
+
+    def save_article(self, entry_id: str, url: str, now: datetime, article: Article | None = None, *,
+                     error: str | None = None, failures: int = 0, next_try_at: datetime | None = None) -> None:
+        """What reading a story's page gave: the article, or the error (with the failures so far and when
+        to try again)."""
+        a = article or Article(url=url)
+        try:
+            with self._transaction():
+                self._db.execute(
+                    "INSERT OR REPLACE INTO articles (n, url, status, fetched_at, failures, next_try_at, error, "
+                    "published, precise, modified, image, canonical, content_html) "
+                    "SELECT n, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM entries WHERE id = ?",
+                    (url, "ok" if article is not None else "failed", _t(now), failures, _t(next_try_at), error,
+                     _t(a.published), int(a.precise), _t(a.modified), a.image, a.canonical, a.content_html,
+                     entry_id))
+        except sqlite3.Error as ex:
+            raise state_error(self.path, ex, "write") from ex
+
+    @_mapped
+    def article_health(self) -> dict[str, tuple[int, int, str | None]]:
+        """Per source page: (article pages read, failing now, the last error)."""
+        out: dict[str, tuple[int, int, str | None]] = {}
+        for source, ok, failed, error in self._db.execute(
+                "SELECT e.source_url, sum(a.status = 'ok'), sum(a.status != 'ok'), "
+                "(SELECT a2.error FROM articles a2 JOIN entries e2 ON e2.n = a2.n WHERE e2.source_url = e.source_url "
+                " AND a2.status != 'ok' ORDER BY a2.fetched_at DESC LIMIT 1) "
+                "FROM articles a JOIN entries e ON e.n = a.n GROUP BY e.source_url"):
+            out[source] = (int(ok or 0), int(failed or 0), error)
+        return out
+
     @_mapped
     def topic_version(self, topic_id: str) -> tuple[int, int]:
         """(version, stories listed) of a topic. The version moves whenever a story the topic lists
@@ -388,6 +476,14 @@ class Store:
     @_mapped
     def entry_count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
+
+    @_mapped
+    def verify(self) -> None:
+        """Read every page (PRAGMA quick_check): a damaged database raises the one-line StoreError.
+        `status` calls it: damage in pages a status does not read must not look healthy."""
+        problems = [row[0] for row in self._db.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            raise sqlite3.DatabaseError("database disk image is malformed: " + "; ".join(problems))
 
     # ---------------------------------------------------------------------- look-ups for dedupe.plan()
 

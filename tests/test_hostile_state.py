@@ -121,3 +121,19 @@ def test_the_readme_documents_exit_code_4():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     line = next(x for x in readme.splitlines() if x.startswith("Exit codes:"))
     assert "`4`" in line and "state" in line
+
+
+def test_status_reads_every_page_so_damage_anywhere_is_reported(tmp_path):
+    """Damage only to stories' pages (the source table, which status shows, still reads fine)."""
+    config = refresh_once(tmp_path)
+    state = tmp_path / "state" / "feedsvc.sqlite"
+    db = sqlite3.connect(state)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    size = state.stat().st_size
+    with state.open("r+b") as f:  # the last page: written last, by the stories and their index
+        f.seek(size - 4096)
+        f.write(bytes((i * 37) % 251 for i in range(4096)))
+    status = run_cli(config, "status", cwd=tmp_path)
+    assert status.returncode == 4, status.stdout + status.stderr
+    assert "is damaged" in status.stderr and "Traceback" not in status.stderr
