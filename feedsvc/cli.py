@@ -415,13 +415,15 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     topics: list[dict[str, Any]] = []
     states = {}
     counts = {}
+    articles: dict[str, tuple[int, int, str | None]] = {}
     if config.state.exists():
         with Store.open(config.state) as store:
             store.verify()
             states = {s.url: s for s in store.source_states()}
             counts = {t.id: min(store.topic_entry_count(t.id), t.max_entries) for t in config.topics}
+            articles = store.article_health()
     for t in config.topics:
-        sources = []
+        sources: list[dict[str, Any]] = []
         for s in t.sources:
             st = states.get(s.url)
             sources.append({
@@ -435,6 +437,9 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
                 "usual_items": st.usual_item_count if st else None,
                 "degraded": bool(st and st.degraded),
             })
+            if s.article != "off":
+                ok, failing, error = articles.get(s.url, (0, 0, None))
+                sources[-1]["articles"] = {"mode": s.article, "read": ok, "failing": failing, "last_error": error}
         topics.append({"id": t.id, "title": t.title, "entries": counts.get(t.id, 0), "sources": sources})
     if args.json:
         print(json.dumps({"state": str(config.state), "topics": topics}, ensure_ascii=False, indent=2))
@@ -452,6 +457,10 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
             if s["consecutive_failures"]:
                 print(f"      last failure: {s['last_failure']}: {s['last_error']}")
                 print(f"      next try: {s['next_try'] or 'next run'}")
+            if "articles" in s:
+                a = s["articles"]
+                print(f"      article pages ({a['mode']}): {a['read']} read, {a['failing']} failing"
+                      + (f" (last: {a['last_error']}; tried again later)" if a["failing"] else ""))
     return 0
 
 

@@ -71,6 +71,7 @@ class SourceConfig:
     robots: bool = True
     timezone: str = "UTC"  # for dates written without one (inherits the topic's)
     allow_private: bool = False  # may redirect to non-public addresses of other hosts
+    article: str = "off"  # read each new item's own page: "off", "meta" or "full" (inherits the topic's)
 
     @property
     def is_local(self) -> bool:
@@ -92,6 +93,7 @@ class TopicConfig:
     exclude: tuple[str, ...] = ()
     formats: tuple[str, ...] = ("atom",)
     icon: str | None = None  # the feed's icon; default: the first source's site icon
+    article: str = "off"  # the sources' default for reading each new item's own page
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,7 @@ class Config:
     jitter: timedelta = timedelta(seconds=30)
     hosts: dict[str, timedelta] = field(default_factory=dict)  # per-host minimum gap
     allow_private: bool = False  # redirects may reach loopback/private addresses of unconfigured hosts
+    article_limit: int = 10  # article pages fetched per host per refresh; the rest wait for the next one
 
     @property
     def lock_path(self) -> Path:
@@ -337,6 +340,15 @@ def _duration(value: str) -> timedelta:
     return d
 
 
+ARTICLE_MODES = ("off", "meta", "full")
+
+
+def _article_mode(value: str) -> str:
+    if value not in ARTICLE_MODES:
+        raise ValueError(f"{value!r} is not an article mode; choose from {', '.join(map(repr, ARTICLE_MODES))}")
+    return value
+
+
 def _formats(value: list[Any]) -> tuple[str, ...]:
     for f in value:
         if f not in FORMATS:
@@ -409,6 +421,7 @@ def config_from_dict(raw: dict[str, Any], path: Path) -> Config:
         max_bytes=g.get("max_bytes", int, 5_000_000, check=_positive),
         jitter=g.get("jitter", str, timedelta(seconds=30), check=parse_duration),
         allow_private=g.get("allow_private", bool, False),
+        article_limit=g.get("article_limit", int, 10, check=_positive),
     )
     if cfg_kwargs["websub_hub"] and not base_url:
         g.fail("websub_hub", "needs base_url too: the hub is told the feeds' public URLs")
@@ -468,7 +481,8 @@ def _topic(path: Path, raw: Any, where: str, defaults: dict[str, Any]) -> TopicC
     sources_raw = r.get("sources", list, None, required=True)
     if not sources_raw:
         r.fail("sources", "needs at least one [[topics.sources]] table with a url")
-    sources = tuple(_source(path, s, f"{where}.sources[{j}]", timezone) for j, s in enumerate(sources_raw))
+    article = r.get("article", str, "off", check=_article_mode)
+    sources = tuple(_source(path, s, f"{where}.sources[{j}]", timezone, article) for j, s in enumerate(sources_raw))
     topic = TopicConfig(
         id=topic_id, title=title.strip(), sources=sources,
         subtitle=r.get("subtitle", str, None),
@@ -478,12 +492,13 @@ def _topic(path: Path, raw: Any, where: str, defaults: dict[str, Any]) -> TopicC
         include=r.strings("include"), exclude=r.strings("exclude"),
         formats=r.get("formats", list, defaults["formats"], check=_formats),
         icon=r.get("icon", str, None, check=check_http_url),
+        article=article,
     )
     r.finish()
     return topic
 
 
-def _source(path: Path, raw: Any, where: str, topic_tz: str) -> SourceConfig:
+def _source(path: Path, raw: Any, where: str, topic_tz: str, topic_article: str = "off") -> SourceConfig:
     r = _Reader(path, raw, where)
     url = r.get("url", str, required=True, check=source_url_checker(path.parent))
     item = r.get("item", str, None, check=check_selector)
@@ -508,6 +523,7 @@ def _source(path: Path, raw: Any, where: str, topic_tz: str) -> SourceConfig:
         robots=r.get("robots", bool, True),
         timezone=r.get("timezone", str, topic_tz, check=check_timezone),
         allow_private=r.get("allow_private", bool, False),
+        article=r.get("article", str, topic_article, check=_article_mode),
     )
     r.finish()
     return source

@@ -26,12 +26,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 from feedsvc import __version__, dedupe, publish, websub
 from feedsvc.config import Config, Selectors, SourceConfig, TopicConfig
 from feedsvc.errors import SourceError, UsageError
 from feedsvc.fetch import Fetcher, next_try_at
-from feedsvc.model import (Article, Item, NotModified, Page, RawItem, RefreshResult, RobotsTxt, SourceOutcome,
+from feedsvc.model import (Article, Entry, Item, NotModified, Page, RawItem, RefreshResult, RobotsTxt, SourceOutcome,
                            SourceState)
 from feedsvc.store import Store
 
@@ -147,6 +148,10 @@ def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: date
         results += group.publish()
         results += group.rendered(wait=True)
         store.commit()  # the render keys of the last group's feeds
+        # Article pages are read after every feed is written: a slow or failing article never holds
+        # a feed back; what they add is published by a second render of the topics they touched.
+        if any(s.article != "off" for t in topics for s in t.sources):
+            read_articles(config, topics, store, now, results)
         publish_indexes(config, store)
         order = {t.id: i for i, t in enumerate(topics)}
         results.sort(key=lambda r: order[r.topic])
@@ -241,7 +246,7 @@ class SaveGroup:
             key = feed_key(self.config, topic, version)
             future = None
             if not feeds_current(self.config, topic, self.store, key):
-                entries = self.store.entries(topic.id, limit=topic.max_entries)
+                entries = feed_entries(topic, self.store)
                 future = self.workers.submit(publish.write_feeds, topic, entries, self.render_config)
             self.rendering.append(Rendering(tp, topic, seconds + time.monotonic() - t0,
                                             min(listed, topic.max_entries), key, future))
@@ -274,6 +279,98 @@ class SaveGroup:
             unchanged=len(plan.unchanged), feed_written=bool(written), sources=r.plan.sources,
             seconds=r.seconds, merged=merges(plan),
         )
+
+
+def source_of(topic: TopicConfig, source_url: str) -> SourceConfig | None:
+    """The configured source a story was found on (its page's URL may be the source's after redirects)."""
+    return next((s for s in topic.sources if s.url == source_url),
+                topic.sources[0] if len(topic.sources) == 1 else None)
+
+
+def feed_entries(topic: TopicConfig, store: Store) -> list[Entry]:
+    """The topic's newest stories as its feed shows them: with what their article pages added."""
+    entries = store.entries(topic.id, limit=topic.max_entries)
+    if not any(s.article != "off" for s in topic.sources):
+        return entries
+    from feedsvc.normalize.article import with_article  # (see read_page)
+
+    read = store.articles([e.id for e in entries])
+    out = []
+    for e in entries:
+        article = read.get(e.id)
+        if article is not None:
+            source = source_of(topic, e.source_url)
+            e = with_article(e, article, source.timezone if source else topic.timezone)
+        out.append(e)
+    return out
+
+
+def read_articles(config: Config, topics: Sequence[TopicConfig], store: Store, now: datetime,
+                  results: list[RefreshResult]) -> None:
+    """Read the own page of the stories that still need it (article = "meta" / "full"), each once: at most
+    config.article_limit pages per host in this refresh (newest stories first; the rest wait for the next
+    refresh), through the same polite fetcher as the listings (robots.txt, the per-host gap, the deadline).
+    A page that cannot be read is recorded and tried again later with a backoff; its story keeps what the
+    listing gave. Then the feeds of the topics whose stories changed are written again."""
+    wanted: dict[str, tuple[Entry, int, SourceConfig, TopicConfig]] = {}  # entry id -> what reading it needs
+    for topic in topics:
+        if all(s.article == "off" for s in topic.sources):
+            continue
+        for entry, failures in store.article_candidates(topic.id, topic.max_entries, now):
+            source = source_of(topic, entry.source_url)
+            mode = source.article if source else topic.article
+            if mode != "off" and entry.link and entry.link.startswith(("http://", "https://")):
+                wanted.setdefault(entry.id, (entry, failures, source or SourceConfig(entry.source_url), topic))
+    per_host: dict[str, int] = {}
+    jobs: list[tuple[SourceConfig, SourceState | None]] = []
+    by_url: dict[str, list[str]] = {}  # article URL -> entry ids (two stories may share one page)
+    for entry_id, (entry, _failures, source, _topic) in wanted.items():
+        link = entry.link or ""
+        if link not in by_url:
+            host = (urlsplit(link).hostname or "").lower()
+            if per_host.get(host, 0) >= config.article_limit:
+                continue  # the host's share of this refresh is used: the next refresh reads it
+            per_host[host] = per_host.get(host, 0) + 1
+            jobs.append((SourceConfig(url=link, robots=source.robots, timezone=source.timezone,
+                                      allow_private=source.allow_private), None))
+        by_url.setdefault(link, []).append(entry_id)
+    if not jobs:
+        return
+    with make_fetcher(config, store.robots(since=now - ROBOTS_TTL)) as fetcher:
+        for job, answer in fetcher.fetch_many(jobs, now=now, force=True):
+            for entry_id in by_url[job.url]:
+                entry, failures, source, topic = wanted[entry_id]
+                mode = source.article if source.url in {s.url for s in topic.sources} else topic.article
+                error = answer if isinstance(answer, SourceError) else SourceError("http", "answered 304")
+                if isinstance(answer, Page):
+                    try:
+                        article = read_article(answer, mode, source.timezone, topic.language)
+                    except Exception as exc:  # a bug, but one page must not cost the other stories theirs
+                        log.error("could not read the article %s", job.url, exc_info=True)
+                        error = SourceError("parse", f"{type(exc).__name__}: {exc}")
+                    else:
+                        store.save_article(entry_id, answer.url, now, article)
+                        continue
+                log.warning("article page failed: %s: %s", job.url, error)
+                store.save_article(entry_id, job.url, now, error=str(error), failures=failures + 1,
+                                   next_try_at=next_try_at(failures + 1, now, error.retry_after))
+        store.save_robots(fetcher.fetched_robots)
+    by_topic = {r.topic: r for r in results}
+    render_config = dataclasses.replace(config, topics=())
+    for topic in topics:
+        topic = with_icon(topic, store)
+        key = feed_key(config, topic, store.topic_version(topic.id)[0])
+        if feeds_current(config, topic, store, key):
+            continue
+        written = publish.write_feeds(topic, feed_entries(topic, store), render_config)
+        store.set_render_key(f"topic:{topic.id}", key)
+        for path in written:
+            log.info("topic %s: wrote %s (with its article pages)", topic.id, path)
+        if written and topic.id in by_topic:
+            by_topic[topic.id].feed_written = True
+        if written and config.websub_hub and config.base_url:
+            websub.ping_hub(config.websub_hub, [config.base_url + p.name for p in written],
+                            user_agent=config.user_agent)
 
 
 def merges(plan: dedupe.Plan) -> list[tuple[str, str, str]]:

@@ -174,6 +174,11 @@ class _Checked:
             log.warning("topic %s: entry %s: summary_html carries active content; publishing plain text",
                         tid, e.id)
             self.summary_html = None
+        # the article's main text (article = "full"), sanitized by normalize as summaries are
+        self.content_html: str | None = xml_safe(e.content_html).strip() or None
+        if self.content_html and _ACTIVE_HTML.search(self.content_html):
+            log.warning("topic %s: entry %s: its article text carries active content; left out", tid, e.id)
+            self.content_html = None
         self.published = _utc(e.published, tid, f"entry {e.id} published") if e.published else None
         self.updated = _utc(e.updated_at, tid, f"entry {e.id} updated_at")
         self.date = self.published or _utc(e.first_seen_at, tid, f"entry {e.id} first_seen_at")
@@ -338,6 +343,8 @@ def _feedgen(topic: TopicConfig, meta: _Meta, entries: list[_Checked], fmt: str)
                 fe.summary(c.summary_html, type="html")
             elif c.summary:
                 fe.summary(c.summary, type="text")
+            if c.link and c.content_html:  # the whole story; `summary` stays the listing's text
+                fe.content(c.content_html, type="html")
         else:
             # RSS <description> is entity-encoded HTML: plain text must be escaped to stay text.
             desc = c.summary_html or html.escape(c.summary or c.title, quote=False)
