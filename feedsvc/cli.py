@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import textwrap
 from datetime import datetime, timezone
@@ -137,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoding", default=None, help="decode the page with this codec, whatever it declares")
     p.add_argument("--toml", action="store_true",
                    help="print the [[topics.sources]] table for config.toml (with the selectors given)")
+    p.add_argument("--article", choices=("meta", "full"), default=None,
+                   help="also read the first items' own pages: what `article = \"meta\"` or `\"full\"` would add")
     add_selector_options(p)
 
     p = command("status", "Show each topic's and source's health.")
@@ -380,13 +383,22 @@ def cmd_preview(args: argparse.Namespace, config: Config | None) -> int:
         return 0
     page, raws, items = fetch_preview(source, config, args.language)
     by_position = {r.position: r for r in raws}
+    articles = {}
+    if args.article and items:
+        from feedsvc.config import config_from_dict
+
+        preview_config = config or config_from_dict(
+            {"topics": [{"id": "preview", "title": "preview", "sources": [{"url": source.url}]}]},
+            Path.cwd() / "config.toml")
+        articles = {id(i): (a, wins) for i, a, wins in pipeline.preview_articles(
+            source, preview_config, items, args.article, now=now_utc(), language=args.language)}
     if args.json:
         out = [{
             "title": i.title, "title_is_derived": i.title_is_derived, "link": i.link,
             "published": i.published.isoformat() if i.published else None,
             "published_from": i.published_from, "summary": i.summary, "image": i.image,
             "found_by": by_position[i.position].found_by if i.position in by_position else None,
-        } for i in items]
+        } | ({"article": article_json(*articles[id(i)])} if id(i) in articles else {}) for i in items]
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return 0
     print(f"{page.url}  ({page.content_type}, {page.encoding}): {len(items)} item(s)")
@@ -399,6 +411,10 @@ def cmd_preview(args: argparse.Namespace, config: Config | None) -> int:
         if i.summary:
             print(f"     text: {i.summary[:100]}{'…' if len(i.summary) > 100 else ''}")
         print(f"     found by: {found_by}")
+        if id(i) in articles:
+            print_article(*articles[id(i)])
+    if args.article and items and len(articles) < len(items):
+        print(f"\n(article pages read for the first {len(articles)} items with a link only)")
     if not items:
         print("no items found: the page may have no listing; try --item and field selectors")
     if source.selectors is None and (alt := pipeline.alternative(page)) is not None:
@@ -407,6 +423,36 @@ def cmd_preview(args: argparse.Namespace, config: Config | None) -> int:
         print(f"\nunsure: another list scored {share:.0%} as well ({found} items, first: {example[:60]!r}).\n"
               f"To take it instead: feedsvc preview {shlex.quote(args.url)} {options}")
     return 0
+
+
+def article_json(a: Any, wins: bool) -> dict[str, Any]:
+    """What an item's own page would add, for `preview --article --json`."""
+    from feedsvc.errors import SourceError
+
+    if isinstance(a, SourceError):
+        return {"error": str(a)}
+    return {"url": a.url, "published": a.published.isoformat() if a.published else None, "date_wins": wins,
+            "modified": a.modified.isoformat() if a.modified else None, "image": a.image,
+            "canonical": a.canonical, "content_html": a.content_html}
+
+
+def print_article(a: Any, wins: bool) -> None:
+    from feedsvc.errors import SourceError
+
+    if isinstance(a, SourceError):
+        print(f"     article: could not be read: {a} (the entry keeps what the listing gives)")
+        return
+    if a.published is None:
+        print("     article date: -")
+    else:
+        print(f"     article date: {a.published.isoformat()} "
+              + ("(replaces the listing's)" if wins else "(the listing's stays)"))
+    print(f"     article image: {a.image or '-'}")
+    if a.canonical:
+        print(f"     canonical: {a.canonical}")
+    if a.content_html:
+        text = " ".join(re.sub(r"<[^>]+>", " ", a.content_html).split())
+        print(f"     article text: {len(text)} characters: {text[:100]}{'…' if len(text) > 100 else ''}")
 
 
 def cmd_status(args: argparse.Namespace, config: Config) -> int:

@@ -863,3 +863,30 @@ def preview(source: SourceConfig, config: Config, *, now: datetime, language: st
     assert isinstance(answer, Page)  # force=True sends no validators, so no 304
     return (answer, *read_page(answer, source.selectors, source.timezone, language))
 
+
+PREVIEW_ARTICLES = 5  # article pages `preview --article` reads: enough to judge, polite to the site
+
+
+def preview_articles(source: SourceConfig, config: Config, items: Sequence[Item], mode: str, *, now: datetime,
+                     language: str | None = None) -> list[tuple[Item, Article | SourceError, bool]]:
+    """What the first items' own pages would add (mode "meta" or "full"): per item, the article or why it
+    could not be read, and whether its date would replace the listing's. Touches no state and no feed."""
+    from feedsvc.normalize.article import article_date_wins  # (see read_page)
+
+    chosen = [i for i in items if i.link and i.link.startswith(("http://", "https://"))][:PREVIEW_ARTICLES]
+    jobs: list[tuple[SourceConfig, SourceState | None]] = [
+        (SourceConfig(url=i.link or "", robots=source.robots, timezone=source.timezone,
+                      allow_private=source.allow_private), None) for i in chosen]
+    got: dict[str, Article | SourceError] = {}
+    # the previewed page is a source here (its own host may be a private one, as a configured source's may)
+    with make_fetcher(dataclasses.replace(config, topics=(TopicConfig("preview", "preview", (source,)),))) as fetcher:
+        for job, answer in fetcher.fetch_many(jobs, now=now, force=True):
+            if isinstance(answer, Page):
+                got[job.url] = read_article(answer, mode, source.timezone, language)
+            else:
+                got[job.url] = answer if isinstance(answer, SourceError) else SourceError("http", "answered 304")
+    out: list[tuple[Item, Article | SourceError, bool]] = []
+    for i in chosen:
+        a = got[i.link or ""]
+        out.append((i, a, isinstance(a, Article) and article_date_wins(i.published, a, source.timezone)))
+    return out

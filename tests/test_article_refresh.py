@@ -206,3 +206,22 @@ def test_article_is_off_by_default(tmp_path):
                     encoding="utf-8")
     cfg = load_config(path)
     assert cfg.topics[0].article == "off" and cfg.topics[0].sources[0].article == "off" and cfg.article_limit == 10
+
+
+def test_preview_shows_what_the_first_article_pages_would_add(http_server, tmp_path):
+    url = serve(http_server)
+    http_server.route("/a/5", status=404)
+    args = [sys.executable, "-m", "feedsvc", "preview", url, "--item", "ul.news li", "--title", "a", "--link", "a@href",
+            "--date", "span.date", "--summary", "p", "--timezone", "Asia/Tokyo", "--language", "ja", "--article"]
+    out = subprocess.run(args + ["full"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "article date: 2025-12-25T14:03:00+09:00 (replaces the listing's)" in out.stdout
+    assert "article date: 2025-12-22T08:00:00+09:00 (the listing's stays)" in out.stdout
+    assert f"article image: {http_server.base}/img/1.jpg" in out.stdout
+    assert "article text: " in out.stdout and "本文 1 の一段落目" in out.stdout
+    assert "article: could not be read: " in out.stdout and "404" in out.stdout
+    out = subprocess.run(args + ["meta", "--json"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    items = json.loads(out.stdout)
+    assert items[1]["article"]["published"] == "2025-12-24T09:30:00+09:00" and items[1]["article"]["date_wins"]
+    assert items[0]["article"]["content_html"] is None  # meta reads no text
+    assert not (tmp_path / "state").exists()  # preview touches no state

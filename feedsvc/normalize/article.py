@@ -61,15 +61,21 @@ def with_article(entry: Entry, article: Article, tz: str) -> Entry:
     gave none. The article's image fills a missing one. `updated` never moves: a date or image found on the
     story's page is not an edit of the story, and neither is its full text arriving after the listing."""
     published, source = entry.published, entry.published_from
-    if article.published is not None:
-        if published is None:
-            published, source = article.published, "article"
-        elif (article.precise and _day_only(published, tz)
-              and local_date(published, tz) == local_date(article.published, tz)):
-            published, source = article.published, "article"
+    if article_date_wins(published, article, tz):
+        published, source = article.published, "article"
     return dataclasses.replace(entry, published=published, published_from=source,
                                image=entry.image or article.image,
                                content_html=article.content_html or entry.content_html)
+
+
+def article_date_wins(listing: datetime | None, article: Article, tz: str) -> bool:
+    """Whether the article's date replaces the listing's (see with_article)."""
+    if article.published is None:
+        return False
+    if listing is None:
+        return True
+    return (article.precise and _day_only(listing, tz)
+            and local_date(listing, tz) == local_date(article.published, tz))
 
 
 def _day_only(when: datetime, tz: str) -> bool:
