@@ -394,14 +394,20 @@ def feeds_current(config: Config, topic: TopicConfig, store: Store, key: str) ->
 
 
 def publish_indexes(config: Config, store: Store) -> list[Path]:
-    """index.opml and index.html, re-rendered only when a feed or the list of topics changed."""
+    """index.opml and index.html, re-rendered only when a feed, the list of topics or the health
+    that index.html shows (each source's state, last refresh) changed."""
+    states = {s.url: s for s in store.source_states()}
+    health = publish.index_health(config, states)
     key = digest(__version__, config.topics, config.base_url,
-                 [store.render_key(f"topic:{t.id}") for t in config.topics])
+                 [store.render_key(f"topic:{t.id}") for t in config.topics], health)
     if (config.output_dir / "index.html").exists() and (config.output_dir / "index.opml").exists() \
             and store.render_key("index") == key:
         return []
+    # entry counts change only with a feed, whose render key is in the key already
+    counts = {t.id: len(store.entries(t.id, limit=t.max_entries)) for t in config.topics}
     written = publish.write_indexes(
-        config, {t.id: store.entries(t.id, limit=min(t.max_entries, publish.INDEX_ENTRIES)) for t in config.topics})
+        config, {t.id: store.entries(t.id, limit=min(t.max_entries, publish.INDEX_ENTRIES)) for t in config.topics},
+        health, counts)
     store.set_render_key("index", key)
     return written
 

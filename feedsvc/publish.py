@@ -24,6 +24,7 @@ import tempfile
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -33,7 +34,7 @@ from urllib.parse import urlsplit
 from feedsvc import PROJECT_URL, __version__
 from feedsvc.config import TOPIC_ID, Config, TopicConfig
 from feedsvc.errors import PublishError
-from feedsvc.model import Entry
+from feedsvc.model import Entry, SourceState
 
 if TYPE_CHECKING:
     from feedgen.feed import FeedGenerator
@@ -546,11 +547,13 @@ def _entry_of(el: Any, topic: TopicConfig, position: int) -> Entry:
         last_seen_at=updated, updated_at=updated, topics=(topic.id,))
 
 
-def write_indexes(config: Config, entries_by_topic: Mapping[str, Sequence[Entry]]) -> list[Path]:
+def write_indexes(config: Config, entries_by_topic: Mapping[str, Sequence[Entry]],
+                  health: Mapping[str, tuple[SourceHealth, ...]] | None = None,
+                  counts: Mapping[str, int] | None = None) -> list[Path]:
     """index.opml and index.html in output_dir, for all topics; written only when changed."""
     root = Path(config.output_dir)
     files = [(root / "index.opml", render_opml(config)),
-             (root / "index.html", render_index_html(config, entries_by_topic))]
+             (root / "index.html", render_index_html(config, entries_by_topic, health, counts))]
     return [path for path, data in files if write_atomic(path, data)]
 
 
@@ -578,11 +581,106 @@ def render_opml(config: Config) -> bytes:
     return ET.tostring(opml, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
+# What index.html says about each source. Nothing here reads the clock: "backed off" is judged
+# against the newest time the state records (the last refresh), so the same state gives the same page.
+HEALTH_ORDER = ("ok", "waiting", "degraded", "failing", "backed-off")  # worst last: a topic shows its worst
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """One source's line on index.html: a kind (its CSS class and label) and a sentence for the operator."""
+
+    url: str
+    kind: str  # one of HEALTH_ORDER
+    detail: str
+    last_refresh: datetime | None  # its last fetch, successful or not
+
+
+def _minute(dt: datetime) -> str:
+    return f"{dt.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def source_health(state: SourceState | None, as_of: datetime | None) -> SourceHealth | None:
+    """ok / degraded / failing / backed off (/ waiting: never fetched yet), from the stored state."""
+    if state is None or (state.last_success_at is None and state.last_failure_at is None):
+        return None
+    # to the minute, as shown: the index's render key is made of these, and seconds would rewrite it for nothing
+    last = max(t for t in (state.last_success_at, state.last_failure_at) if t is not None).replace(
+        second=0, microsecond=0)
+    error = " ".join(xml_safe(state.last_error).split())[:200] or "unknown error"
+    n = state.consecutive_failures
+    times = f"{n} failure{'s' if n != 1 else ''} in a row"
+    since = f"last ok {_minute(state.last_success_at)}" if state.last_success_at else "never read"
+    if n and state.next_try_at is not None and as_of is not None and state.next_try_at > as_of:
+        return SourceHealth(state.url, "backed-off",
+                            f"until {_minute(state.next_try_at)} after {times}; {since}: {error}", last)
+    if n:
+        return SourceHealth(state.url, "failing", f"{times}; {since}: {error}", last)
+    if state.degraded:
+        return SourceHealth(state.url, "degraded", f"{state.last_item_count} items where it usually lists "
+                                                   f"{state.usual_item_count}", last)
+    items = state.last_item_count
+    return SourceHealth(state.url, "ok", "" if items is None else f"{items} item{'s' if items != 1 else ''}", last)
+
+
+def index_health(config: Config, states: Mapping[str, SourceState]) -> dict[str, tuple[SourceHealth, ...]]:
+    """Each topic's sources as index.html shows them, in config order (also the index's render key)."""
+    urls = {s.url for t in config.topics for s in t.sources}
+    stamps = [t for u in urls if (s := states.get(u)) for t in (s.last_success_at, s.last_failure_at) if t]
+    as_of = max(stamps, default=None)
+    out = {}
+    for topic in config.topics:
+        out[topic.id] = tuple(source_health(states.get(s.url), as_of) or SourceHealth(s.url, "waiting",
+                                                                                          "not fetched yet", None)
+                              for s in topic.sources)
+    return out
+
+
+def _schedule(topic: TopicConfig) -> str:
+    """`every 30m` or `cron 0 6 * * * (Asia/Tokyo)`: when `feedsvc run` refreshes the topic."""
+    if topic.cron:
+        return f"cron {topic.cron} ({topic.timezone})"
+    seconds = int(topic.interval.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"every {seconds // size}{unit}"
+    return f"every {seconds}s"
+
+
+def _source_name(url: str) -> str:
+    """The host for a web page, the file name for a local one: short enough for a table cell."""
+    host = _web_host(url) if _http_url(url) else None
+    return host or url.rstrip("/").rsplit("/", 1)[-1] or url
+
+
 _STYLE = """
-body{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#222}
-h1{font-size:1.6rem}h2{font-size:1.25rem;margin:2rem 0 .25rem}
-.feeds,.meta{color:#555;font-size:.9rem}ol{padding-left:1.2rem}li{margin:.6rem 0}
-li p{margin:.2rem 0;color:#444}a{color:#0645ad}
+:root{color-scheme:light dark;--fg:#222;--muted:#555;--bg:#fff;--line:#ddd;--link:#0645ad}
+@media (prefers-color-scheme:dark){:root{--fg:#e8e8e8;--muted:#aaa;--bg:#16181b;--line:#3a3d42;--link:#8ab4f8}}
+*{box-sizing:border-box}
+body{font:16px/1.5 system-ui,sans-serif;max-width:64rem;margin:1.5rem auto;padding:0 1rem;color:var(--fg);
+background:var(--bg);overflow-wrap:break-word}
+h1{font-size:1.6rem;margin:0 0 .25rem}h2{font-size:1.25rem;margin:2rem 0 .25rem}
+a{color:var(--link)}.meta,.feeds{color:var(--muted);font-size:.9rem}
+table{border-collapse:collapse;width:100%;margin:1rem 0;font-size:.95rem}
+th,td{text-align:left;vertical-align:top;padding:.4rem .5rem;border-bottom:1px solid var(--line)}
+th{font-size:.85rem;color:var(--muted);font-weight:600;white-space:nowrap}td.num{text-align:right}
+td time{white-space:nowrap}
+.src{display:block}.why{display:block;color:var(--muted);font-size:.85rem;overflow-wrap:anywhere}
+.h{display:inline-block;min-width:4.8rem;padding:0 .4rem;border-radius:.6rem;font-size:.8rem;
+text-align:center;color:#fff;background:#666}
+.h-ok{background:#1a7f37}.h-degraded{background:#9a6700}.h-failing{background:#cf222e}
+.h-backed-off{background:#8250df}.h-waiting{background:#666}
+ol{padding:0;list-style:none}li.entry{display:flex;gap:.75rem;margin:.8rem 0;align-items:flex-start}
+li.entry img{flex:none;width:6rem;height:4rem;object-fit:cover;border-radius:.25rem;background:var(--line)}
+li.entry>span{flex:1;min-width:0}li.entry p{margin:.2rem 0;color:var(--muted)}
+@media (max-width:40rem){
+table,tbody{display:block}thead{display:none}
+tr{display:flex;flex-wrap:wrap;column-gap:.8rem;padding:.6rem 0;border-bottom:1px solid var(--line)}
+td{border:0;padding:0;max-width:100%}td:first-child,td[data-label=Sources]{flex-basis:100%}
+td:first-child{font-weight:600}td:not(:first-child)::before{content:attr(data-label) ": ";color:var(--muted);
+font-size:.85rem}td[data-label=Sources]::before{content:""}
+li.entry img{width:4.5rem;height:3rem}
+}
 """
 
 
@@ -591,11 +689,58 @@ def _e(text: str | None) -> str:
     return html.escape(xml_safe(text), quote=True)
 
 
-def render_index_html(config: Config, entries_by_topic: Mapping[str, Sequence[Entry]]) -> bytes:
-    """A plain page: every topic, its latest entries, and autodiscovery links. No script, no outside resource."""
+def _time(dt: datetime | None) -> str:
+    if dt is None:
+        return "never"
+    dt = dt.astimezone(UTC).replace(microsecond=0)
+    return f'<time datetime="{rfc3339(dt)}">{_minute(dt)}</time>'
+
+
+def _topic_row(config: Config, topic: TopicConfig, count: int, health: tuple[SourceHealth, ...]) -> str:
+    """One row of the table of topics: what an operator checks first."""
+    worst = max((h.kind for h in health), key=HEALTH_ORDER.index, default="waiting")
+    stamps = [h.last_refresh for h in health if h.last_refresh]
+    sources = []
+    for h in health:
+        why = f' <span class="why">{_e(h.detail)}</span>' if h.kind != "ok" and h.detail else ""
+        sources.append(f'<span class="src"><span class="h h-{h.kind}">{h.kind.replace("-", " ")}</span> '
+                       f'{_e(_source_name(h.url))}{why}</span>')
+    subscribe = " · ".join(f'<a href="{_e(_href(config, feed_path(config, topic.id, fmt).name))}" '
+                           f'type="{MEDIA_TYPES[fmt]}">{_FORMAT_NAMES[fmt]}</a>' for fmt in topic.formats)
+    return (f'<tr class="topic-row health-{worst}">'
+            f'<td data-label="Topic"><a href="#topic-{_e(topic.id)}">{_e(topic.title)}</a></td>'
+            f'<td class="num" data-label="Entries">{count}</td>'
+            f'<td data-label="Last refresh">{_time(max(stamps, default=None))}</td>'
+            f'<td data-label="Schedule">{_e(_schedule(topic))}</td>'
+            f'<td data-label="Sources">{"".join(sources)}</td>'
+            f'<td data-label="Subscribe">{subscribe}</td></tr>')
+
+
+def _entry_item(c: _Checked) -> str:
+    title = f'<a href="{_e(c.link)}">{_e(c.title)}</a>' if c.link else _e(c.title)
+    summary = c.summary if len(c.summary) <= 280 else c.summary[:279].rstrip() + "…"
+    summary_html = f"\n<p>{_e(summary)}</p>" if summary and summary != c.title else ""
+    # the picture comes from the source's site: no referrer, so it does not learn where the index is
+    image = (f'<img src="{_e(c.image)}" alt="" loading="lazy" referrerpolicy="no-referrer" width="96" height="64">'
+             if c.image else "")
+    return (f'<li class="entry">{image}<span>{title} <span class="meta">'
+            f'<time datetime="{rfc3339(c.date)}">{c.date:%Y-%m-%d %H:%M} UTC</time> · '
+            f'{_e(c.author)}</span>{summary_html}</span></li>')
+
+
+def render_index_html(config: Config, entries_by_topic: Mapping[str, Sequence[Entry]],
+                      health: Mapping[str, tuple[SourceHealth, ...]] | None = None,
+                      counts: Mapping[str, int] | None = None) -> bytes:
+    """The operator's page: a table of topics (entries, last refresh, schedule, each source's health,
+    subscribe links), then each topic's latest entries with their pictures. Autodiscovery links in
+    the head; no script, no outside stylesheet or font; readable on a phone. `health` comes from
+    index_health(), `counts` are the entries in each feed (default: those given)."""
+    health = health or {}
+    counts = counts or {}
     langs = {t.language for t in config.topics}
     lang = next(iter(langs)) if len(langs) == 1 and None not in langs else None
     head_links: list[str] = []
+    rows: list[str] = []
     sections: list[str] = []
     for topic in config.topics:
         links = []
@@ -604,20 +749,21 @@ def render_index_html(config: Config, entries_by_topic: Mapping[str, Sequence[En
             head_links.append(f'<link rel="alternate" type="{MEDIA_TYPES[fmt]}" title="{_e(topic.title)}'
                               f'{"" if fmt == "atom" else " (" + fmt.upper() + ")"}" href="{_e(href)}">')
             links.append(f'<a href="{_e(href)}" type="{MEDIA_TYPES[fmt]}">{_FORMAT_NAMES[fmt]}</a>')
-        checked = _check_entries(topic, list(entries_by_topic.get(topic.id, ()))[:INDEX_ENTRIES], config)
+        given = list(entries_by_topic.get(topic.id, ()))
+        checked = _check_entries(topic, given[:INDEX_ENTRIES], config)
+        rows.append(_topic_row(config, topic, counts.get(topic.id, len(given)),
+                               health.get(topic.id) or tuple(SourceHealth(s.url, "waiting", "not fetched yet", None)
+                                                             for s in topic.sources)))
         page = page_url(topic, config)
         page_html = (f' · <a href="{_e(page)}">source page</a>' if _http_url(page) else "")
-        items = []
-        for c in checked:
-            title = f'<a href="{_e(c.link)}">{_e(c.title)}</a>' if c.link else _e(c.title)
-            summary = c.summary if len(c.summary) <= 280 else c.summary[:279].rstrip() + "…"
-            summary_html = f"\n<p>{_e(summary)}</p>" if summary and summary != c.title else ""
-            items.append(f'<li class="entry">{title} <span class="meta">'
-                         f'<time datetime="{rfc3339(c.date)}">{c.date:%Y-%m-%d %H:%M} UTC</time> · '
-                         f'{_e(c.author)}</span>{summary_html}</li>')
+        items = [_entry_item(c) for c in checked]
         body = "<ol>\n" + "\n".join(items) + "\n</ol>" if items else '<p class="meta">No entries yet.</p>'
         sections.append(f'<section class="topic" id="topic-{_e(topic.id)}">\n<h2>{_e(topic.title)}</h2>\n'
                         f'<p class="feeds">Subscribe: {" · ".join(links)}{page_html}</p>\n{body}\n</section>')
+    table = ["<table>",
+             "<thead><tr><th>Topic</th><th>Entries</th><th>Last refresh</th><th>Schedule</th><th>Sources</th>"
+             "<th>Subscribe</th></tr></thead>",
+             "<tbody>", *rows, "</tbody>", "</table>"] if rows else []
     doc = "\n".join([
         "<!DOCTYPE html>",
         f'<html lang="{_e(lang)}">' if lang else "<html>",
@@ -633,6 +779,7 @@ def render_index_html(config: Config, entries_by_topic: Mapping[str, Sequence[En
         "<h1>Feeds</h1>",
         (f'<p class="meta">{len(config.topics)} topic(s). Import them all at once: '
          f'<a href="{_e(_href(config, "index.opml"))}">index.opml</a>.</p>'),
+        *table,
         *sections,
         f'<p class="meta">Made by <a href="{_e(PROJECT_URL)}">feedsvc</a> {_e(__version__)}.</p>',
         "</body>",

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from feedsvc import __version__, publish
 from feedsvc.config import Config, config_from_dict
 from feedsvc.errors import PublishError
-from feedsvc.model import Entry
+from feedsvc.model import Entry, SourceState
 
 T0 = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
 PAGE = "https://www.example.jp/topics/peace-talks"
@@ -523,3 +523,152 @@ def test_indexes_are_written_only_when_changed(tmp_path: Path) -> None:
     assert len(publish.write_indexes(config, {"rates": make_entries(2)})) == 2
     assert publish.write_indexes(config, {"rates": make_entries(2)}) == []
     assert [p.name for p in publish.write_indexes(config, {"rates": make_entries(3)})] == ["index.html"]
+
+
+# --------------------------------------------------------------------------- index.html: the operator's table
+
+AS_OF = T0 + timedelta(hours=3)  # the state's newest time: the last refresh
+SRC_A, SRC_B = "https://a.example.com/list", "https://b.example.com/list"
+B_OK = SourceState(SRC_B, last_success_at=AS_OF, last_item_count=5)
+
+
+def health_config(tmp_path: Path) -> Config:
+    return make_config(tmp_path, topics=[
+        {"id": "peace-talks", "title": "和平交渉", "language": "ja", "sources": [{"url": PAGE}], "interval": "30m",
+         "formats": ["atom", "rss"]},
+        {"id": "rates", "title": "Rates & <Markets>", "cron": "0 6 * * *", "timezone": "Asia/Tokyo",
+         "sources": [{"url": SRC_A}, {"url": SRC_B}]},
+    ])
+
+
+HEALTH = [
+    pytest.param(SourceState(SRC_A, last_success_at=AS_OF, last_item_count=12), "ok", "12 items", id="ok"),
+    pytest.param(SourceState(SRC_A, last_success_at=AS_OF, last_item_count=3, usual_item_count=12, degraded_runs=2),
+                 "degraded", "3 items where it usually lists 12", id="degraded"),
+    pytest.param(SourceState(SRC_A, last_success_at=T0, last_failure_at=AS_OF, last_error="http: 503 Unavailable",
+                             consecutive_failures=2, next_try_at=AS_OF + timedelta(minutes=10)),
+                 "backed-off", "until 2026-01-15 12:40 UTC after 2 failures in a row; "
+                 "last ok 2026-01-15 09:30 UTC: http: 503 Unavailable", id="backed-off"),
+    pytest.param(SourceState(SRC_A, last_failure_at=AS_OF - timedelta(hours=1), last_error="network: timed out",
+                             consecutive_failures=1, next_try_at=AS_OF - timedelta(minutes=55)),
+                 "failing", "1 failure in a row; never read: network: timed out", id="failing-retry-due"),
+    pytest.param(None, "waiting", "not fetched yet", id="never-fetched"),
+]
+
+
+class _Table(HTMLParser):
+    """index.html's table of topics as a reader sees it: per row, each cell's text and links, by label."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict[str, Any]] = []
+        self.ids: list[str] = []
+        self._cell: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if a.get("id"):
+            self.ids.append(a["id"] or "")
+        if tag == "tr" and "topic-row" in (a.get("class") or ""):
+            self.rows.append({"class": a.get("class"), "links": []})
+        elif tag == "td" and self.rows:
+            self._cell = a.get("data-label")
+            self.rows[-1][self._cell] = ""
+        elif tag == "a" and self._cell:
+            self.rows[-1]["links"].append((self._cell, a.get("href")))
+        elif tag == "span" and self._cell and (a.get("class") or "").startswith("h h-"):
+            self.rows[-1].setdefault("badges", []).append((a.get("class") or "")[4:])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "tr"):
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell:
+            self.rows[-1][self._cell] += data
+
+
+def table_of(data: bytes) -> _Table:
+    table = _Table()
+    table.feed(data.decode("utf-8"))
+    return table
+
+
+@pytest.mark.parametrize("state,kind,detail", HEALTH)
+def test_index_shows_each_sources_health(tmp_path: Path, state: SourceState | None, kind: str, detail: str) -> None:
+    config = health_config(tmp_path)
+    health = publish.index_health(config, {SRC_B: B_OK} | ({SRC_A: state} if state else {}))
+    assert [(h.url, h.kind, h.detail) for h in health["rates"]] == [(SRC_A, kind, detail), (SRC_B, "ok", "5 items")]
+    row = table_of(publish.render_index_html(config, {}, health)).rows[1]
+    assert row["badges"] == [kind, "ok"]
+    assert f"health-{kind}" in row["class"].split()  # the topic shows its worst source
+    why = f" {detail}" if kind != "ok" else ""
+    assert row["Sources"] == f"{kind.replace('-', ' ')} a.example.com{why}ok b.example.com"
+
+
+def test_index_table_lists_every_topic_with_counts_times_schedule_and_feeds(tmp_path: Path) -> None:
+    config = health_config(tmp_path)
+    states = {PAGE: SourceState(PAGE, last_success_at=AS_OF + timedelta(seconds=42), last_item_count=14),
+              SRC_A: SourceState(SRC_A, last_success_at=T0), SRC_B: B_OK}
+    data = publish.render_index_html(config, {"peace-talks": make_entries(14), "rates": []},
+                                     publish.index_health(config, states), {"peace-talks": 37})
+    table = table_of(data)
+    assert [(r["Topic"], r["Entries"], r["Last refresh"], r["Schedule"]) for r in table.rows] == [
+        ("和平交渉", "37", "2026-01-15 12:30 UTC", "every 30m"),
+        ("Rates & <Markets>", "0", "2026-01-15 12:30 UTC", "cron 0 6 * * * (Asia/Tokyo)"),  # its newest source
+    ]
+    assert table.rows[0]["links"] == [("Topic", "#topic-peace-talks"), ("Subscribe", "peace-talks.atom"),
+                                      ("Subscribe", "peace-talks.rss")]
+    assert table.rows[1]["links"] == [("Topic", "#topic-rates"), ("Subscribe", "rates.atom")]
+    assert {"topic-peace-talks", "topic-rates"} <= set(table.ids)  # the table's links land on the sections
+    assert b'<time datetime="2026-01-15T12:30:00+00:00">' in data
+    assert data.index(b"<table>") < data.index(b'<section class="topic"')  # the table comes first
+    config_b = health_config(tmp_path / "b")
+    assert table_of(publish.render_index_html(config_b, {"rates": make_entries(2)})).rows[1]["Entries"] == "2"
+
+
+def test_index_shows_entry_pictures_from_http_only(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    entries = [make_entry(0, image="https://img.example.jp/0.jpg?w=1&h=2"), make_entry(1, image="javascript:alert(1)"),
+               make_entry(2)]
+    page = _Page()
+    data = publish.render_index_html(config, {"peace-talks": entries})
+    page.feed(data.decode("utf-8"))
+    assert page.tags.count("img") == 1
+    assert b'<img src="https://img.example.jp/0.jpg?w=1&amp;h=2" alt="" loading="lazy" referrerpolicy="no-referrer"' \
+        in data  # no referrer: the picture's site does not learn where the index is
+
+
+def test_index_health_text_from_the_network_stays_text(tmp_path: Path) -> None:
+    config = health_config(tmp_path)
+    evil = SourceState(SRC_A, last_failure_at=AS_OF, consecutive_failures=1, next_try_at=AS_OF,
+                       last_error='http: 500 <script>alert(1)</script> "quoted" \x00\x0b')
+    data = publish.render_index_html(config, {}, publish.index_health(config, {SRC_A: evil}))
+    text = data.decode("utf-8")
+    assert "<script" not in text and "\x00" not in text and "\x0b" not in text
+    assert 'http: 500 <script>alert(1)</script> "quoted"' in table_of(data).rows[1]["Sources"]
+
+
+def test_index_is_rerendered_when_the_health_it_shows_changes_and_only_then(tmp_path: Path) -> None:
+    from feedsvc import pipeline
+    from feedsvc.store import Store
+
+    config = health_config(tmp_path)
+    index = config.output_dir / "index.html"
+    with Store.open(config.state) as store:
+        for state in (SourceState(PAGE, last_success_at=AS_OF), SourceState(SRC_A, last_success_at=AS_OF), B_OK):
+            store.save_source_state(state)
+        assert [p.name for p in pipeline.publish_indexes(config, store)] == ["index.opml", "index.html"]
+        first = index.read_bytes()
+        assert pipeline.publish_indexes(config, store) == []
+        store.save_source_state(SourceState(SRC_A, last_success_at=AS_OF + timedelta(seconds=30)))
+        assert pipeline.publish_indexes(config, store) == []  # the same minute: the page would not change
+        failed = SourceState(SRC_A, last_success_at=AS_OF, last_failure_at=AS_OF + timedelta(minutes=5),
+                             last_error="http: 404", consecutive_failures=1, next_try_at=AS_OF + timedelta(minutes=10))
+        store.save_source_state(failed)
+        assert [p.name for p in pipeline.publish_indexes(config, store)] == ["index.html"]
+        assert table_of(index.read_bytes()).rows[1]["badges"] == ["backed-off", "ok"]
+        second = index.read_bytes()
+        index.unlink()  # rendered again from the same state: the same bytes (no clock in the page)
+        assert [p.name for p in pipeline.publish_indexes(config, store)] == ["index.html"]
+        assert index.read_bytes() == second != first
