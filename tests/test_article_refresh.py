@@ -225,3 +225,15 @@ def test_preview_shows_what_the_first_article_pages_would_add(http_server, tmp_p
     assert items[1]["article"]["published"] == "2025-12-24T09:30:00+09:00" and items[1]["article"]["date_wins"]
     assert items[0]["article"]["content_html"] is None  # meta reads no text
     assert not (tmp_path / "state").exists()  # preview touches no state
+
+
+def test_a_lost_state_keeps_ids_and_reads_the_articles_again_once(http_server, tmp_path):
+    cfg = config(tmp_path, serve(http_server), mode="meta")
+    pipeline.refresh(cfg, now=NOW)
+    ids = {p: e.id for p, e in by_path(feed(cfg)).items()}
+    cfg.state.unlink()  # the article dates were published: the rebuilt stories must take them back safely
+    pipeline.refresh(cfg, now=NOW + timedelta(hours=1))
+    entries = by_path(feed(cfg))
+    assert {p: e.id for p, e in entries.items()} == ids
+    assert datetime(*entries["a/1"].published_parsed[:6], tzinfo=UTC) == datetime(2025, 12, 25, 5, 3, tzinfo=UTC)
+    assert all(n <= 2 for n in article_hits(http_server).values())

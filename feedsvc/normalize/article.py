@@ -62,7 +62,9 @@ def with_article(entry: Entry, article: Article, tz: str) -> Entry:
     story's page is not an edit of the story, and neither is its full text arriving after the listing."""
     published, source = entry.published, entry.published_from
     if article_date_wins(published, article, tz):
-        published, source = article.published, "article"
+        # "markup": the page states it for the machine (dedupe trusts no other words, and a feed read back
+        # after a lost state must give dates it knows)
+        published, source = article.published, "markup"
     return dataclasses.replace(entry, published=published, published_from=source,
                                image=entry.image or article.image,
                                content_html=article.content_html or entry.content_html)
