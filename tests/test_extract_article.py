@@ -116,3 +116,9 @@ def test_articles_off_imports_no_article_library(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "config.toml")], capture_output=True,
                          text=True, timeout=60)
     assert out.stdout.split() == ["0", "[]"], out.stderr
+
+
+def test_cost_bench_runs(shared_dir):
+    """bench/eval_articles.py's cost part keeps working (no timing asserted, only that it measures)."""
+    c = load("eval_articles").cost(shared_dir / "corpus" / "articles", rounds=1)
+    assert c["stories"] == 9 and all(c[m] > 0 for m in ("off", "meta", "full"))
