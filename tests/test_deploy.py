@@ -172,11 +172,18 @@ def test_the_readme_deployment_path_from_a_fresh_machine(srv: Path, service_user
     assert subprocess.run(as_root, capture_output=True, check=False, timeout=120, cwd=srv).returncode == 0
     assert {p.stat().st_uid for p in state.iterdir()} == {0}
     as_user = ["runuser", "-u", service_user, "--", *as_root]
-    assert subprocess.run(as_user, capture_output=True, check=False, timeout=120, cwd=srv).returncode != 0
-    # ... and running install.sh again gives the folders back.
+    refused = subprocess.run(as_user, capture_output=True, text=True, check=False, timeout=120, cwd=srv)
+    assert refused.returncode != 0 and "root" in refused.stderr, refused.stderr  # what the service would meet
+    # ... and the README's repair gives the folders back (as running install.sh again does).
+    repair = re.search(r"`(sudo chown -R feedsvc:feedsvc [^`]+)`", README)
+    assert repair, "README.md shows no chown repair"
+    command = shlex.split(repair.group(1).replace(SRV, str(srv)).replace("feedsvc:feedsvc",
+                                                                         f"{service_user}:{service_user}"))
+    assert subprocess.run(command[1:], capture_output=True, check=False, timeout=60).returncode == 0  # (no sudo)
+    assert {p.stat().st_uid for p in [*state.iterdir(), *feeds.iterdir()]} == {user.pw_uid}
+    assert subprocess.run(as_user, capture_output=True, check=False, timeout=120, cwd=srv).returncode == 0
     done = install(srv, service_user)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert {p.stat().st_uid for p in [*state.iterdir(), *feeds.iterdir()]} == {user.pw_uid}
 
     # 2a. The systemd unit's ExecStart, as its User with its UMask, from a first run: the feeds appear,
     # and everything it wrote lies in ReadWritePaths (the rest is read-only under ProtectSystem=strict).
