@@ -350,6 +350,8 @@ def _feedgen(topic: TopicConfig, meta: _Meta, entries: list[_Checked], fmt: str)
             # RSS <description> is entity-encoded HTML: plain text must be escaped to stay text.
             desc = c.summary_html or html.escape(c.summary or c.title, quote=False)
             fe.description(desc, isSummary=True)
+            if fmt == "rss" and c.content_html:  # <content:encoded>: the article's text
+                fe.content(c.content_html)  # entity-encoded, as <description> is
         if c.image:
             fe.media.thumbnail({"url": c.image}, group=None)  # type: ignore[attr-defined]
         fe.entrystate.values = c.state  # type: ignore[attr-defined]
@@ -403,7 +405,10 @@ def _render_json(topic: TopicConfig, meta: _Meta, entries: list[_Checked]) -> by
             "tags": [topic.id],
             "image": c.image,
         }
-        if c.summary_html:
+        if c.content_html:  # the article's text (article = "full"): the listing's text is its summary
+            item["content_html"] = c.content_html
+            item["summary"] = c.summary or None
+        elif c.summary_html:
             item["content_html"] = c.summary_html
             item["summary"] = c.summary or None
         else:

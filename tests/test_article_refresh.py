@@ -237,3 +237,15 @@ def test_a_lost_state_keeps_ids_and_reads_the_articles_again_once(http_server, t
     assert {p: e.id for p, e in entries.items()} == ids
     assert datetime(*entries["a/1"].published_parsed[:6], tzinfo=UTC) == datetime(2025, 12, 25, 5, 3, tzinfo=UTC)
     assert all(n <= 2 for n in article_hits(http_server).values())
+
+
+def test_rss_and_json_feed_carry_the_article_text_too(http_server, tmp_path):
+    cfg = config(tmp_path, serve(http_server), extra='formats = ["atom", "rss", "json"]')
+    pipeline.refresh(cfg, now=NOW)
+    rss = feedparser.parse((cfg.output_dir / "talks.rss").read_bytes())
+    assert not rss.bozo and len(rss.entries) == 5
+    for e in rss.entries:
+        assert "本文" in e.content[0].value and e.summary.startswith("一覧の要約")
+    doc = json.loads((cfg.output_dir / "talks.json").read_text(encoding="utf-8"))
+    for item in doc["items"]:
+        assert "本文" in item["content_html"] and item["summary"].startswith("一覧の要約")
