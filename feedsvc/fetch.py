@@ -200,7 +200,10 @@ class Fetcher:
         deadline = _Deadline(time.monotonic() + self.timeout)
         url = source.url
         chain = [url]
-        _tls.guard = _Guard(self.allow_private or source.allow_private, self.source_origins, _host_port(url))
+        # A fetcher that knows the configured sources trusts their origins only: a URL it is handed that
+        # is none of them (an item's own page, read for its article) gets no trust from being asked for.
+        own = None if self.source_origins else _host_port(url)
+        _tls.guard = _Guard(self.allow_private or source.allow_private, self.source_origins, own)
         try:
             return self._follow(source, url, chain, headers, deadline, now)
         except PrivateAddressError as exc:

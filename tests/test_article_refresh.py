@@ -249,3 +249,31 @@ def test_rss_and_json_feed_carry_the_article_text_too(http_server, tmp_path):
     doc = json.loads((cfg.output_dir / "talks.json").read_text(encoding="utf-8"))
     for item in doc["items"]:
         assert "本文" in item["content_html"] and item["summary"].startswith("一覧の要約")
+
+
+def test_an_item_linking_inside_the_network_is_not_read_for_its_article(http_server, tmp_path):
+    """A listing is a configured source; the pages its items link to are not: an item whose link points
+    at another loopback service (a private address, no source of the config) is refused, and nothing of
+    that service reaches the feed, unless allow_private says otherwise."""
+    from conftest import LocalServer
+
+    internal = LocalServer()
+    try:
+        internal.route("/robots.txt", "User-agent: *\nAllow: /\n")
+        internal.route("/admin", article("/admin9", "2025-12-25T14:03:00+09:00").replace("本文", "社外秘"),
+                       headers=HTML)
+        rows = (f'<li><a href="{internal.url("/admin")}">和平協議の記事 その9について</a> <span class="date"></span>'
+                "<p>一覧の要約 9: 協議は続いている。</p></li>")
+        http_server.route("/news", listing().replace('<ul class="news">', f'<ul class="news">{rows}'), headers=HTML)
+        for p, _, published in STORIES:
+            http_server.route(p, article(p, published), headers=HTML)
+        cfg = config(tmp_path, http_server.url("/news"))
+        pipeline.refresh(cfg, now=NOW)
+        assert not internal.hits_for("/admin"), "the internal service was asked"
+        assert "社外秘" not in (cfg.output_dir / "talks.atom").read_text(encoding="utf-8")
+        assert article_hits(http_server) == {p: 1 for p, _, _ in STORIES}  # the listing's own site: read
+        allowed = config(tmp_path, http_server.url("/news"), source_extra="allow_private = true")
+        pipeline.refresh(allowed, now=NOW + timedelta(hours=1))  # (past the failure's backoff)
+        assert internal.hits_for("/admin")
+    finally:
+        internal.close()
