@@ -116,7 +116,8 @@ def test_allowed_per_source_globally_or_to_another_configured_source(site, inter
     src = site.route("/news", status=302, headers={"Location": internal.url("/secret")})
     assert SECRET in fetch(src, now, source_allow=True).text
     assert SECRET in fetch(src, now, allow_private=True).text
-    assert SECRET in fetch(src, now, source_urls=[internal.url("/feed-page")]).text  # same host:port
+    # (the fetcher knows the config's sources: this one and another on the internal service's host:port)
+    assert SECRET in fetch(src, now, source_urls=[src, internal.url("/feed-page")]).text  # same host:port
 
 
 def test_a_redirect_of_robots_txt_is_guarded_too(site, internal, now):
