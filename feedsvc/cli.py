@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, NoReturn, Sequence, TextIO
 
 from feedsvc import __version__
-from feedsvc.config import Config, FieldSelector, Selectors, SourceConfig, check_selector, load_config
+from feedsvc.config import (Config, FieldSelector, Selectors, SourceConfig, check_selector, describe_schedule,
+                            load_config)
 from feedsvc.errors import FeedsvcError, UsageError
 
 log = logging.getLogger("feedsvc")
@@ -515,14 +516,10 @@ def iso(value: datetime | None) -> str | None:
 
 
 def cmd_check(config: Config) -> int:
-    from urllib.request import url2pathname
-
-    from feedsvc.daemon import describe_schedule
-
     missing = []
     for i, t in enumerate(config.topics):
         for j, s in enumerate(t.sources):
-            if s.is_local and not Path(url2pathname(s.url.removeprefix("file://"))).is_file():
+            if s.is_local and not s.local_path.is_file():
                 missing.append(f"feedsvc: {config.path}: topics[{i}].sources[{j}].url: {s.url}: no such file")
     if missing:
         print("\n".join(missing), file=sys.stderr)

@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
+from urllib.request import url2pathname
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from feedsvc import PROJECT_URL, __version__
@@ -76,6 +77,11 @@ class SourceConfig:
     @property
     def is_local(self) -> bool:
         return self.url.startswith("file:")
+
+    @property
+    def local_path(self) -> Path:
+        """The file a file: source reads."""
+        return Path(url2pathname(urlsplit(self.url).path))
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +144,24 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"{text!r} is not a duration; write it like 30s, 15m, 1h, 1d or 1h30m")
     unit = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     return timedelta(seconds=sum(float(n) * unit[u] for n, u in parts))
+
+
+def duration_text(d: timedelta) -> str:
+    """1h30m, 15m, 1d, 500ms: as the config writes durations (parse_duration's inverse)."""
+    ms = round(d.total_seconds() * 1000)
+    if ms % 1000:
+        return f"{ms}ms"
+    rest, parts = ms // 1000, []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+    return "".join(parts) or "0s"
+
+
+def describe_schedule(topic: TopicConfig) -> str:
+    """`every 30m` or `cron 0 6 * * * (Asia/Tokyo)`: when `feedsvc run` refreshes the topic."""
+    return f"cron {topic.cron} ({topic.timezone})" if topic.cron else f"every {duration_text(topic.interval)}"
 
 
 _CRON_FIELD = re.compile(r"^(\*|\?|[0-9a-z]+(-[0-9a-z]+)?)(/\d+)?(,(\*|[0-9a-z]+(-[0-9a-z]+)?)(/\d+)?)*$")

@@ -35,7 +35,7 @@ from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from feedsvc.config import Config, TopicConfig, load_config
+from feedsvc.config import Config, TopicConfig, describe_schedule, load_config
 from feedsvc.errors import FeedsvcError, LockedError
 from feedsvc.lock import StateLock
 from feedsvc.model import RefreshResult
@@ -146,23 +146,6 @@ def make_trigger(topic: TopicConfig, config: Config) -> BaseTrigger:
 def schedule_key(topic: TopicConfig, config: Config) -> tuple[Any, ...]:
     """What a job's trigger is made of: when it changes on reload, the job is rescheduled."""
     return (topic.cron, topic.interval, topic.timezone, config.jitter)
-
-
-def describe_schedule(topic: TopicConfig) -> str:
-    return f"cron '{topic.cron}' ({topic.timezone})" if topic.cron else f"every {duration_text(topic.interval)}"
-
-
-def duration_text(d: timedelta) -> str:
-    """1h30m, 15m, 1d, 500ms: as the config writes durations."""
-    ms = round(d.total_seconds() * 1000)
-    if ms % 1000:
-        return f"{ms}ms"
-    rest, parts = ms // 1000, []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if rest >= size:
-            parts.append(f"{rest // size}{unit}")
-            rest %= size
-    return "".join(parts) or "0s"
 
 
 # --------------------------------------------------------------------------- executor

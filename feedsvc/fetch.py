@@ -28,9 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from urllib.parse import urljoin, urlsplit
-from urllib.request import url2pathname
 from urllib.robotparser import RobotFileParser
 
 import requests
@@ -512,7 +510,7 @@ class Fetcher:
         return text, codec
 
     def _fetch_file(self, source: SourceConfig, now: datetime) -> Page:
-        path = Path(url2pathname(urlsplit(source.url).path))
+        path = source.local_path
         try:
             with path.open("rb") as f:
                 body = f.read(self.max_bytes + 1)

@@ -165,7 +165,7 @@ def restore_lost_state(config: Config, store: Store, now: datetime) -> dict[str,
     """State lost is not items lost: when the state holds no story but feeds were published, store
     again what the feeds hold (ids, text, first-seen and updated times) before anything is planned.
     Returns the entries rebuilt per topic."""
-    if store.entry_count():
+    if store.has_entries():
         return {}
     from feedsvc.normalize.evidence import as_item, without_boilerplate  # (see read_page)
 
@@ -264,13 +264,7 @@ class SaveGroup:
         if r.future is not None:
             written = r.future.result()  # a PublishError stops the run, as it would in-process
             self.store.set_render_key(f"topic:{r.topic.id}", r.key)
-        config = self.config
-        for path in written:
-            log.info("topic %s: wrote %s", r.topic.id, path)
-        if written and config.websub_hub and config.base_url:
-            # a failed ping never fails the refresh: readers still poll
-            websub.ping_hub(config.websub_hub, [config.base_url + p.name for p in written],
-                            user_agent=config.user_agent)
+        announce(self.config, r.topic.id, written)
         plan = r.plan.plan
         joined = set(plan.joined_topic)  # known stories new to this topic are new in its feed
         return RefreshResult(
@@ -279,6 +273,15 @@ class SaveGroup:
             unchanged=len(plan.unchanged), feed_written=bool(written), sources=r.plan.sources,
             seconds=r.seconds, merged=merges(plan),
         )
+
+
+def announce(config: Config, topic_id: str, written: Sequence[Path], why: str = "") -> None:
+    """The feeds a refresh wrote: one log line each, and a WebSub ping for them when a hub is set."""
+    for path in written:
+        log.info("topic %s: wrote %s%s", topic_id, path, why)
+    if written and config.websub_hub and config.base_url:
+        # a failed ping never fails the refresh: readers still poll
+        websub.ping_hub(config.websub_hub, [config.base_url + p.name for p in written], user_agent=config.user_agent)
 
 
 def source_of(topic: TopicConfig, source_url: str) -> SourceConfig | None:
@@ -312,7 +315,8 @@ def read_articles(config: Config, topics: Sequence[TopicConfig], store: Store, n
     refresh), through the same polite fetcher as the listings (robots.txt, the per-host gap, the deadline).
     A page that cannot be read is recorded and tried again later with a backoff; its story keeps what the
     listing gave. Then the feeds of the topics whose stories changed are written again."""
-    wanted: dict[str, tuple[Entry, int, SourceConfig, TopicConfig]] = {}  # entry id -> what reading it needs
+    # entry id -> what reading it needs: (story, failures so far, its source, its topic, "meta" | "full")
+    wanted: dict[str, tuple[Entry, int, SourceConfig, TopicConfig, str]] = {}
     for topic in topics:
         if all(s.article == "off" for s in topic.sources):
             continue
@@ -320,11 +324,11 @@ def read_articles(config: Config, topics: Sequence[TopicConfig], store: Store, n
             source = source_of(topic, entry.source_url)
             mode = source.article if source else topic.article
             if mode != "off" and entry.link and entry.link.startswith(("http://", "https://")):
-                wanted.setdefault(entry.id, (entry, failures, source or SourceConfig(entry.source_url), topic))
+                wanted.setdefault(entry.id, (entry, failures, source or SourceConfig(entry.source_url), topic, mode))
     per_host: dict[str, int] = {}
     jobs: list[tuple[SourceConfig, SourceState | None]] = []
     by_url: dict[str, list[str]] = {}  # article URL -> entry ids (two stories may share one page)
-    for entry_id, (entry, _failures, source, _topic) in wanted.items():
+    for entry_id, (entry, _failures, source, _topic, _mode) in wanted.items():
         link = entry.link or ""
         if link not in by_url:
             host = (urlsplit(link).hostname or "").lower()
@@ -339,8 +343,7 @@ def read_articles(config: Config, topics: Sequence[TopicConfig], store: Store, n
     with make_fetcher(config, store.robots(since=now - ROBOTS_TTL)) as fetcher:
         for job, answer in fetcher.fetch_many(jobs, now=now, force=True):
             for entry_id in by_url[job.url]:
-                entry, failures, source, topic = wanted[entry_id]
-                mode = source.article if source.url in {s.url for s in topic.sources} else topic.article
+                _entry, failures, source, topic, mode = wanted[entry_id]
                 error = answer if isinstance(answer, SourceError) else SourceError("http", "answered 304")
                 if isinstance(answer, Page):
                     try:
@@ -364,13 +367,9 @@ def read_articles(config: Config, topics: Sequence[TopicConfig], store: Store, n
             continue
         written = publish.write_feeds(topic, feed_entries(topic, store), render_config)
         store.set_render_key(f"topic:{topic.id}", key)
-        for path in written:
-            log.info("topic %s: wrote %s (with its article pages)", topic.id, path)
+        announce(config, topic.id, written, " (with its article pages)")
         if written and topic.id in by_topic:
             by_topic[topic.id].feed_written = True
-        if written and config.websub_hub and config.base_url:
-            websub.ping_hub(config.websub_hub, [config.base_url + p.name for p in written],
-                            user_agent=config.user_agent)
 
 
 def merges(plan: dedupe.Plan) -> list[tuple[str, str, str]]:
@@ -404,7 +403,7 @@ def publish_indexes(config: Config, store: Store) -> list[Path]:
             and store.render_key("index") == key:
         return []
     # entry counts change only with a feed, whose render key is in the key already
-    counts = {t.id: len(store.entries(t.id, limit=t.max_entries)) for t in config.topics}
+    counts = {t.id: min(store.topic_entry_count(t.id), t.max_entries) for t in config.topics}
     written = publish.write_indexes(
         config, {t.id: store.entries(t.id, limit=min(t.max_entries, publish.INDEX_ENTRIES)) for t in config.topics},
         health, counts)

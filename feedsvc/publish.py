@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from feedsvc import PROJECT_URL, __version__
-from feedsvc.config import TOPIC_ID, Config, TopicConfig
+from feedsvc.config import TOPIC_ID, Config, TopicConfig, describe_schedule
 from feedsvc.errors import PublishError
 from feedsvc.model import Entry, SourceState
 
@@ -628,6 +628,10 @@ def source_health(state: SourceState | None, as_of: datetime | None) -> SourceHe
     return SourceHealth(state.url, "ok", "" if items is None else f"{items} item{'s' if items != 1 else ''}", last)
 
 
+def _waiting(url: str) -> SourceHealth:
+    return SourceHealth(url, "waiting", "not fetched yet", None)
+
+
 def index_health(config: Config, states: Mapping[str, SourceState]) -> dict[str, tuple[SourceHealth, ...]]:
     """Each topic's sources as index.html shows them, in config order (also the index's render key)."""
     urls = {s.url for t in config.topics for s in t.sources}
@@ -635,21 +639,8 @@ def index_health(config: Config, states: Mapping[str, SourceState]) -> dict[str,
     as_of = max(stamps, default=None)
     out = {}
     for topic in config.topics:
-        out[topic.id] = tuple(source_health(states.get(s.url), as_of) or SourceHealth(s.url, "waiting",
-                                                                                          "not fetched yet", None)
-                              for s in topic.sources)
+        out[topic.id] = tuple(source_health(states.get(s.url), as_of) or _waiting(s.url) for s in topic.sources)
     return out
-
-
-def _schedule(topic: TopicConfig) -> str:
-    """`every 30m` or `cron 0 6 * * * (Asia/Tokyo)`: when `feedsvc run` refreshes the topic."""
-    if topic.cron:
-        return f"cron {topic.cron} ({topic.timezone})"
-    seconds = int(topic.interval.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"every {seconds // size}{unit}"
-    return f"every {seconds}s"
 
 
 def _source_name(url: str) -> str:
@@ -701,7 +692,7 @@ def _time(dt: datetime | None) -> str:
     return f'<time datetime="{rfc3339(dt)}">{_minute(dt)}</time>'
 
 
-def _topic_row(config: Config, topic: TopicConfig, count: int, health: tuple[SourceHealth, ...]) -> str:
+def _topic_row(topic: TopicConfig, count: int, health: tuple[SourceHealth, ...], subscribe: str) -> str:
     """One row of the table of topics: what an operator checks first."""
     worst = max((h.kind for h in health), key=HEALTH_ORDER.index, default="waiting")
     stamps = [h.last_refresh for h in health if h.last_refresh]
@@ -710,13 +701,11 @@ def _topic_row(config: Config, topic: TopicConfig, count: int, health: tuple[Sou
         why = f' <span class="why">{_e(h.detail)}</span>' if h.kind != "ok" and h.detail else ""
         sources.append(f'<span class="src"><span class="h h-{h.kind}">{h.kind.replace("-", " ")}</span> '
                        f'{_e(_source_name(h.url))}{why}</span>')
-    subscribe = " · ".join(f'<a href="{_e(_href(config, feed_path(config, topic.id, fmt).name))}" '
-                           f'type="{MEDIA_TYPES[fmt]}">{_FORMAT_NAMES[fmt]}</a>' for fmt in topic.formats)
     return (f'<tr class="topic-row health-{worst}">'
             f'<td data-label="Topic"><a href="#topic-{_e(topic.id)}">{_e(topic.title)}</a></td>'
             f'<td class="num" data-label="Entries">{count}</td>'
             f'<td data-label="Last refresh">{_time(max(stamps, default=None))}</td>'
-            f'<td data-label="Schedule">{_e(_schedule(topic))}</td>'
+            f'<td data-label="Schedule">{_e(describe_schedule(topic))}</td>'
             f'<td data-label="Sources">{"".join(sources)}</td>'
             f'<td data-label="Subscribe">{subscribe}</td></tr>')
 
@@ -756,9 +745,9 @@ def render_index_html(config: Config, entries_by_topic: Mapping[str, Sequence[En
             links.append(f'<a href="{_e(href)}" type="{MEDIA_TYPES[fmt]}">{_FORMAT_NAMES[fmt]}</a>')
         given = list(entries_by_topic.get(topic.id, ()))
         checked = _check_entries(topic, given[:INDEX_ENTRIES], config)
-        rows.append(_topic_row(config, topic, counts.get(topic.id, len(given)),
-                               health.get(topic.id) or tuple(SourceHealth(s.url, "waiting", "not fetched yet", None)
-                                                             for s in topic.sources)))
+        rows.append(_topic_row(topic, counts.get(topic.id, len(given)),
+                               health.get(topic.id) or tuple(_waiting(s.url) for s in topic.sources),
+                               " · ".join(links)))
         page = page_url(topic, config)
         page_html = (f' · <a href="{_e(page)}">source page</a>' if _http_url(page) else "")
         items = [_entry_item(c) for c in checked]

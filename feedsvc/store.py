@@ -478,6 +478,11 @@ class Store:
         return int(self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
 
     @_mapped
+    def has_entries(self) -> bool:
+        """Whether any story is stored: one row read, where count(*) reads them all."""
+        return self._db.execute("SELECT 1 FROM entries LIMIT 1").fetchone() is not None
+
+    @_mapped
     def verify(self) -> None:
         """Read every page (PRAGMA quick_check): a damaged database raises the one-line StoreError.
         `status` calls it: damage in pages a status does not read must not look healthy."""

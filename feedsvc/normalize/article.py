@@ -11,7 +11,8 @@ import re
 from datetime import datetime, time, timedelta
 
 from feedsvc.model import Article, Entry, RawArticle
-from feedsvc.normalize.dates import FULL, FUTURE_TOLERANCE, MONTH_DAY, find_date_detail, local_date, parse_markup_date
+from feedsvc.normalize.dates import (FULL, FUTURE_TOLERANCE, MONTH_DAY, find_date_detail, local_date,
+                                    parse_markup_date, zone)
 from feedsvc.normalize.text import sanitize_html
 from feedsvc.normalize.urls import canonical_url
 
@@ -82,6 +83,4 @@ def article_date_wins(listing: datetime | None, article: Article, tz: str) -> bo
 
 def _day_only(when: datetime, tz: str) -> bool:
     """Whether a listing date names only its day (it was resolved to midnight in the source's zone)."""
-    from feedsvc.normalize.dates import zone
-
     return when.astimezone(zone(tz)).timetz().replace(tzinfo=None) == time(0)
