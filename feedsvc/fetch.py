@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 from urllib.robotparser import RobotFileParser
 
 import requests
@@ -37,6 +37,7 @@ import urllib3.connectionpool
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
+from feedsvc import uri
 from feedsvc.config import SourceConfig
 from feedsvc.decode import decode_body, media_type
 from feedsvc.errors import FetchError, PrivateAddressError, SourceError
@@ -419,7 +420,7 @@ class Fetcher:
             location = resp.headers.get("Location")
             if not location:
                 raise FetchError("redirects", f"HTTP {status} from {url} without a Location header")
-            return urljoin(url, location.strip())
+            return uri.join(url, location.strip())  # as a browser follows it: '//' in a path kept
         if status == 304:
             return status, resp_headers, b""
         if status >= 400:

@@ -54,3 +54,23 @@ def test_links_relative_to_base_href_keep_their_double_slash(http_server, tmp_pa
     base = http_server.url("/_ylh=X3oDMTB0NWxnaGxs/")
     links = published_links(http_server, tmp_path, page(base))
     assert links == {base + href for href, _ in STORIES}
+
+
+def test_links_inside_summaries_keep_their_double_slash() -> None:
+    from feedsvc.normalize import sanitize_html
+
+    html = sanitize_html('<a href="f/1/*-http://dailynews.example/fc/x">more</a>', "http://portal.example/top/")
+    assert 'href="http://portal.example/top/f/1/*-http://dailynews.example/fc/x"' in html
+
+
+def test_a_redirect_to_a_path_with_a_double_slash_is_followed_as_written(http_server) -> None:
+    from feedsvc.config import SourceConfig
+    from feedsvc.fetch import Fetcher
+
+    target = "/dir/f/1/*-http://dailynews.example/fc/x"
+    http_server.route(target, "<html><body><p>here</p></body></html>", headers={"Content-Type": "text/html"})
+    # a relative Location, resolved against /dir/go (urllib's urljoin would ask for …/*-http:/dailynews…)
+    src = http_server.route("/dir/go", status=302, headers={"Location": "f/1/*-http://dailynews.example/fc/x"})
+    with Fetcher(user_agent="feedsvc-test", host_delay=0, timeout=5) as f:
+        page = f.fetch(SourceConfig(url=src), None, now=NOW)
+    assert page.url == http_server.url(target) and http_server.hits_for(target)

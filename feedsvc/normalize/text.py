@@ -21,9 +21,10 @@ import html as _html
 import re
 import unicodedata
 from functools import lru_cache
-from urllib.parse import urljoin
 
 import nh3
+
+from feedsvc import uri
 
 # XML 1.0 allows #x9 #xA #xD [#x20-#xD7FF] [#xE000-#xFFFD] [#x10000-#x10FFFF]; C1 controls are removed too,
 # and the bidi embeddings, overrides and isolates (display spoofing: "txt.exe" shown as "exe.txt").
@@ -185,7 +186,7 @@ def _url_filter(base: str | None):
         if _SCHEME.match(v):
             return v if v.lower().startswith(_SAFE_SCHEMES) else None
         if base:
-            joined = urljoin(base, v)
+            joined = uri.join(base, v)
             return joined if joined.lower().startswith(_SAFE_SCHEMES) else None
         return v  # relative, nothing to resolve against: harmless
     return filt
