@@ -36,6 +36,7 @@ from feedsvc.daemon import Daemon, crontab_trigger, crontab_weekdays, make_trigg
 from feedsvc.errors import ConfigError, StoreError
 from feedsvc.lock import StateLock
 from feedsvc.model import RefreshResult, SourceOutcome
+from nginxconf import nginx_argv
 from tomlwriter import write_config
 
 WAIT = 20.0  # upper bound on any wait for the scheduler; tests finish long before
@@ -814,22 +815,7 @@ def test_nginx_serves_the_feeds_with_the_snippet(tmp_path: Path) -> None:
     snippet = (DEPLOY / "nginx.conf").read_text().replace(f"{SRV}/feeds/", f"{feeds}/")
     (tmp_path / "feedsvc.conf").write_text(snippet, encoding="utf-8")
     port = free_port()
-    (tmp_path / "nginx.conf").write_text(f"""
-daemon off;
-master_process off;
-pid {tmp_path}/nginx.pid;
-error_log stderr;
-events {{}}
-http {{
-    access_log off;
-    server {{
-        listen 127.0.0.1:{port};
-        include {tmp_path}/feedsvc.conf;
-    }}
-}}
-""", encoding="utf-8")
-    nginx = [shutil.which("nginx") or "nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
-             "-e", "stderr"]
+    nginx = nginx_argv(tmp_path, tmp_path / "feedsvc.conf", port, foreground=True)
     check = subprocess.run([*nginx, "-t"], check=False, capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stderr
     proc = subprocess.Popen(nginx, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -25,6 +25,8 @@ from pathlib import Path
 import feedparser
 import pytest
 
+from nginxconf import nginx_argv
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -223,19 +225,7 @@ def test_the_readme_deployment_path_from_a_fresh_machine(srv: Path, service_user
 
 @pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed (apt-get install -y nginx)")
 def test_nginx_accepts_the_snippet_without_a_warning(tmp_path: Path) -> None:
-    (tmp_path / "nginx.conf").write_text(f"""
-pid {tmp_path}/nginx.pid;
-error_log stderr;
-events {{}}
-http {{
-    access_log off;
-    server {{
-        listen 127.0.0.1:8080;
-        include {DEPLOY / "nginx.conf"};
-    }}
-}}
-""", encoding="utf-8")
-    check = subprocess.run([shutil.which("nginx") or "nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
-                            "-e", "stderr", "-t"], capture_output=True, text=True, timeout=30, check=False)
+    check = subprocess.run([*nginx_argv(tmp_path, DEPLOY / "nginx.conf", 8080), "-t"], capture_output=True, text=True,
+                           timeout=30, check=False)
     assert check.returncode == 0, check.stderr
     assert "[warn]" not in check.stderr and "[emerg]" not in check.stderr, check.stderr
