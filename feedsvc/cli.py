@@ -8,12 +8,15 @@ line on stderr; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
 import re
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn, Sequence, TextIO
@@ -267,13 +270,15 @@ def cmd_refresh(args: argparse.Namespace, config: Config, chatty: bool) -> int:
         print_plans(plans)
         return 1 if any(s.status == "failed" for tp in plans for s in tp.sources) else 0
 
-    from feedsvc.lock import StateLock
-
     progress = Progress(sys.stderr, chatty and sys.stderr.isatty())
-    with StateLock(config.lock_path, timeout=args.lock_timeout, who="feedsvc refresh"):
-        results = pipeline.refresh(config, args.topics, now=now_utc(), force=args.force, progress=progress)
+    busy: dict[str, str] = {}  # topics another fleet worker holds: topic -> that worker
+    with refresh_turn(config, args, busy) as topic_ids:
+        results = pipeline.refresh(config, topic_ids, now=now_utc(), force=args.force,
+                                   progress=progress) if topic_ids else []
     progress.clear()
     failed = 0
+    for topic_id, holder in busy.items():
+        print(f"feedsvc: {topic_id}: skipped: {holder} is refreshing it", file=sys.stderr)
     for r in results:
         if r.restored:  # said even under --quiet: someone should know the state was lost
             print(f"feedsvc: {r.topic}: the state had no stories: rebuilt {r.restored} entries from its "
@@ -299,7 +304,30 @@ def cmd_refresh(args: argparse.Namespace, config: Config, chatty: bool) -> int:
         for s in r.degraded if not args.quiet else ():  # a warning: the feed keeps its entries
             print(f"feedsvc: {r.topic}: source degraded: {s.url}: {s.items} item(s) where it usually lists "
                   f"{s.usual}", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if failed else 3 if busy else 0
+
+
+@contextmanager
+def refresh_turn(config: Config, args: argparse.Namespace, busy: dict[str, str]) -> Iterator[list[str] | None]:
+    """The topics this refresh may write, for the time it writes them. SQLite: all the named ones,
+    under the state lock (another refresh waits for it, or gives up with exit code 3). PostgreSQL:
+    the fleet's leases, due or not; a topic a worker is refreshing right now is left to it (`busy`)."""
+    from feedsvc import pipeline
+
+    wanted = [t.id for t in pipeline.select_topics(config, args.topics)]
+    if not config.uses_postgres:
+        from feedsvc.lock import StateLock
+
+        with StateLock(config.lock_path, timeout=args.lock_timeout, who="feedsvc refresh"):
+            yield wanted
+        return
+    from feedsvc.daemon import next_due
+    from feedsvc.fleet import Fleet
+
+    with Fleet(config, functools.partial(next_due, config), role="refresh") as fleet:
+        with fleet.leased(wanted, due_only=False, limit=len(wanted)) as claimed:
+            busy.update(fleet.holders([t for t in wanted if t not in claimed]))
+            yield claimed
 
 
 def print_plans(plans: Sequence[Any]) -> None:
@@ -460,6 +488,8 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     from feedsvc.store import Store
 
     topics: list[dict[str, Any]] = []
+    runs: dict[str, Any] = {}  # PostgreSQL: each topic's place in the fleet's schedule
+    workers: list[Any] = []
     states = {}
     counts = {}
     articles: dict[str, tuple[int, int, str | None]] = {}
@@ -469,6 +499,10 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
             states = {s.url: s for s in store.source_states()}
             counts = {t.id: min(store.topic_entry_count(t.id), t.max_entries) for t in config.topics}
             articles = store.article_health()
+            if config.uses_postgres:
+                runs = {r.topic: r for r in store.topic_runs()}
+                alive_since = now_utc() - 2 * config.lease  # a live worker says so three times a lease
+                workers = [w for w in store.workers() if w.seen_at >= alive_since]
     for t in config.topics:
         sources: list[dict[str, Any]] = []
         for s in t.sources:
@@ -488,11 +522,33 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
                 ok, failing, error = articles.get(s.url, (0, 0, None))
                 sources[-1]["articles"] = {"mode": s.article, "read": ok, "failing": failing, "last_error": error}
         topics.append({"id": t.id, "title": t.title, "entries": counts.get(t.id, 0), "sources": sources})
+        if config.uses_postgres:
+            run = runs.get(t.id)
+            topics[-1]["fleet"] = {
+                "last_refreshed": iso(run.last_finished_at) if run else None,
+                "last_worker": run.last_worker if run else None,
+                "next_due": iso(run.next_due_at) if run else None,
+                "leased_by": run.lease_holder if run and run.lease_expires_at and run.lease_expires_at > now_utc()
+                else None,
+            }
+    fleet = [{"name": w.name, "host": w.host, "pid": w.pid, "started": iso(w.started_at), "seen": iso(w.seen_at)}
+             for w in workers]
     if args.json:
-        print(json.dumps({"state": str(config.state), "topics": topics}, ensure_ascii=False, indent=2))
+        shown: dict[str, Any] = {"state": config.state_shown, "topics": topics}
+        if config.uses_postgres:
+            shown["workers"] = fleet
+        print(json.dumps(shown, ensure_ascii=False, indent=2))
         return 0
+    if config.uses_postgres:
+        print(f"workers alive: {len(fleet)}" + "".join(f"\n  {w['name']}  up since {w['started']}, seen {w['seen']}"
+                                                     for w in fleet))
     for row in topics:
         print(f"{row['id']}  {row['title']}  ({row['entries']} entries in the feed)")
+        if "fleet" in row:
+            f = row["fleet"]
+            print(f"  last refreshed {f['last_refreshed'] or 'never'}" + (f" by {f['last_worker']}" if f["last_worker"]
+                                                                         else "")
+                  + (f"; being refreshed by {f['leased_by']}" if f["leased_by"] else f"; next due {f['next_due']}"))
         for s in row["sources"]:
             health = "never fetched" if not (s["last_success"] or s["last_failure"]) else (
                 f"FAILING x{s['consecutive_failures']}" if s["consecutive_failures"]

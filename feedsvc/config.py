@@ -124,6 +124,7 @@ class Config:
     hosts: dict[str, timedelta] = field(default_factory=dict)  # per-host minimum gap
     allow_private: bool = False  # redirects may reach loopback/private addresses of unconfigured hosts
     article_limit: int = 10  # article pages fetched per host per refresh; the rest wait for the next one
+    lease: timedelta = timedelta(minutes=2)  # with PostgreSQL: how long a dead worker keeps its topics
 
     @property
     def lock_path(self) -> Path:
@@ -364,6 +365,13 @@ def _duration(value: str) -> timedelta:
     return d
 
 
+def _lease(value: str) -> timedelta:
+    d = parse_duration(value)
+    if d < timedelta(seconds=3):  # renewed every third of it: shorter, and a busy worker loses its topics
+        raise ValueError(f"{value!r} is too short for a lease; give 3s or more (default 2m)")
+    return d
+
+
 ARTICLE_MODES = ("off", "meta", "full")
 
 
@@ -451,6 +459,7 @@ def config_from_dict(raw: dict[str, Any], path: Path) -> Config:
         g.fail("websub_hub", "needs base_url too: the hub is told the feeds' public URLs")
     hosts_table = _Reader(path, g.get("hosts", dict, {}), "feedsvc.hosts")
     hosts = {h.lower(): hosts_table.get(h, str, check=parse_duration) for h in list(hosts_table.table)}
+    lease = g.get("lease", str, timedelta(minutes=2), check=_lease)
     g.finish()
 
     if output_dir.exists() and not output_dir.is_dir():
@@ -482,7 +491,7 @@ def config_from_dict(raw: dict[str, Any], path: Path) -> Config:
         seen[t.id] = i
     top.finish()
     return Config(path=path, output_dir=output_dir, state=state, topics=tuple(topics), base_url=base_url,
-                  hosts=hosts, **cfg_kwargs)
+                  hosts=hosts, lease=lease, **cfg_kwargs)
 
 
 def _topic(path: Path, raw: Any, where: str, defaults: dict[str, Any]) -> TopicConfig:

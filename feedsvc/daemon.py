@@ -143,6 +143,15 @@ def make_trigger(topic: TopicConfig, config: Config) -> BaseTrigger:
                            jitter=jitter)
 
 
+def next_due(config: Config, topic: TopicConfig, now: datetime) -> datetime:
+    """When the topic is next due after a refresh at `now`, by its schedule (jitter included): what a
+    fleet worker writes into the state for whichever worker claims it next."""
+    trigger = make_trigger(topic, config) if topic.cron else IntervalTrigger(
+        seconds=topic.interval.total_seconds(), start_date=now + topic.interval, timezone=ZoneInfo(topic.timezone),
+        jitter=effective_jitter(topic, config))
+    return trigger.get_next_fire_time(None, now) or now + topic.interval
+
+
 def schedule_key(topic: TopicConfig, config: Config) -> tuple[Any, ...]:
     """What a job's trigger is made of: when it changes on reload, the job is rescheduled."""
     return (topic.cron, topic.interval, topic.timezone, config.jitter)
@@ -193,6 +202,7 @@ class Daemon:
         self.stopping = threading.Event()
         self._running: set[str] = set()
         self._idle = threading.Condition()
+        self.fleet: Any = None  # fleet.Fleet with a PostgreSQL state: topics are leased, not locked
         self.scheduler = BackgroundScheduler(
             executors={"default": _DaemonThreadExecutor()},
             job_defaults={
@@ -215,6 +225,9 @@ class Daemon:
                                name=f"refresh {topic.id}", replace_existing=True, **kwargs)
 
     def start(self) -> None:
+        if self.config.uses_postgres:
+            self._start_fleet()
+            return
         for topic in self.config.topics:
             self._add_job(topic, self.config, run_now=self.initial_refresh)
         self.scheduler.start()
@@ -252,16 +265,7 @@ class Daemon:
         return None
 
     def _refresh_locked(self, config: Config, topic_id: str) -> RefreshResult | None:
-        refresh = self._refresh
-        if refresh is None:
-            from feedsvc import pipeline  # imported late: `feedsvc run --help` needs none of it
-
-            # One pool of parse workers for the daemon's life (each worker replaced after a
-            # while): a pool per refresh, every few seconds, was the daemon's main churn.
-            with self._workers_lock:  # two topics' jobs may get here at once
-                if self._workers is None:
-                    self._workers = pipeline.Workers(pipeline.default_workers(), tasks_per_worker=WORKER_TASKS)
-            refresh = functools.partial(pipeline.refresh, workers=self._workers)
+        refresh = self._pipeline_refresh()
         asked = time.monotonic()
         with StateLock(config.lock_path, timeout=self.lock_timeout, who=f"feedsvc run, topic {topic_id}",
                        cancel=self.stopping):
@@ -273,6 +277,69 @@ class Daemon:
         for result in results:
             log_result(result, result.seconds or seconds)
         return results[0] if results else None
+
+    # -- fleet mode (PostgreSQL state): the state says which topics are due; leases say whose they are
+
+    def _start_fleet(self) -> None:
+        from feedsvc.fleet import POLL_SECONDS, Fleet
+
+        self.fleet = Fleet(self.config, functools.partial(next_due, self.config))
+        self.fleet.start_heartbeat()
+        self.scheduler.add_job(self.refresh_due, IntervalTrigger(seconds=POLL_SECONDS), id="fleet",
+                               name="refresh due topics", next_run_time=datetime.now(UTC))
+        self.scheduler.start()
+        log.info("fleet worker %s: %d topic(s), due ones claimed every %.0f s, leases of %d s",
+                 self.fleet.name, len(self.config.topics), POLL_SECONDS, self.config.lease.total_seconds())
+
+    def refresh_due(self) -> list[RefreshResult]:
+        """The fleet job: claim due topics no other worker holds, refresh them together, let them go with
+        their next due times; again while topics are due (a backlog is not left to the next poll).
+        Never raises: the schedule goes on."""
+        done: list[RefreshResult] = []
+        while not self.stopping.is_set():
+            config = self.config  # a reload applies from the next batch
+            self.fleet.config, self.fleet.next_due = config, functools.partial(next_due, config)
+            results: Sequence[RefreshResult] = []
+            try:
+                # A failed refresh still moves the topics to their next due time (the failure is in
+                # their sources' health): retried at once, a broken topic would take every poll.
+                with self.fleet.leased([t.id for t in config.topics], due_only=True,
+                                       initial=self.initial_refresh) as claimed:
+                    if not claimed:
+                        return done
+                    with self._idle:
+                        self._running.update(claimed)
+                    try:
+                        results = self._pipeline_refresh()(config, claimed, now=datetime.now(UTC))
+                    except FeedsvcError as exc:
+                        log.error("%s: refresh failed: %s", ", ".join(claimed), exc)
+                    except Exception:  # a bug: keep the traceback, keep the schedule
+                        log.exception("%s: refresh crashed (a bug; the schedule goes on)", ", ".join(claimed))
+                    finally:
+                        with self._idle:
+                            self._running.difference_update(claimed)
+                            self._idle.notify_all()
+            except FeedsvcError as exc:  # the state itself: claiming or letting go failed
+                log.error("fleet: %s", exc)
+                return done
+            finally:
+                release_memory()
+            for result in results:
+                log_result(result, result.seconds or 0.0)
+            done += results
+        return done
+
+    def _pipeline_refresh(self) -> RefreshFn:
+        if self._refresh is not None:
+            return self._refresh
+        from feedsvc import pipeline  # imported late: `feedsvc run --help` needs none of it
+
+        # One pool of parse workers for the daemon's life (each worker replaced after a
+        # while): a pool per refresh, every few seconds, was the daemon's main churn.
+        with self._workers_lock:  # two topics' jobs may get here at once
+            if self._workers is None:
+                self._workers = pipeline.Workers(pipeline.default_workers(), tasks_per_worker=WORKER_TASKS)
+        return functools.partial(pipeline.refresh, workers=self._workers)
 
     def running(self) -> set[str]:
         with self._idle:
@@ -298,6 +365,9 @@ class Daemon:
         rescheduled = [t for t in new.topics if t.id in old_ids
                        and schedule_key(t, new) != schedule_key(old.topic(t.id), old)]  # type: ignore[arg-type]
         self.config = new  # jobs read it when they start, so source or title changes apply next run
+        if self.fleet is not None:  # the fleet job claims from the new list: a removed topic is not leased
+            log.info("config reloaded from %s: %d topics", self.config_path, len(new.topics))
+            return True
         for topic_id in removed:
             if self.scheduler.get_job(topic_id):
                 self.scheduler.remove_job(topic_id)
@@ -325,6 +395,8 @@ class Daemon:
             while self._running and (left := deadline - time.monotonic()) > 0:
                 self._idle.wait(left)
             abandoned = set(self._running)
+        if self.fleet is not None:
+            self.fleet.close()  # every lease let go: another worker takes the topics at once
         if abandoned:
             log.warning("stopping: abandoning the refresh of %s (feeds are replaced atomically and the "
                         "store rolls back an unfinished transaction)", ", ".join(sorted(abandoned)))

@@ -124,7 +124,7 @@ class Fetcher:
                  host_delay: float = 1.0, host_delays: dict[str, float] | None = None,
                  max_retries: int = 2, max_redirects: int = 5, max_workers: int = 8,
                  robots: dict[str, RobotsTxt] | None = None, allow_private: bool = False,
-                 source_urls: Sequence[str] = ()) -> None:
+                 source_urls: Sequence[str] = (), reserve: Callable[[str, float], float] | None = None) -> None:
         self.user_agent = user_agent
         self.timeout = float(timeout)
         self.connect_timeout = min(10.0, self.timeout)
@@ -167,6 +167,9 @@ class Fetcher:
         # Non-public addresses are for configured sources only (their own host:port), unless allowed
         self.allow_private = allow_private
         self.source_origins = frozenset(o for o in map(_host_port, source_urls) if o)
+        # With workers on several machines, a host's gap is the fleet's: `reserve(host, gap)` books the
+        # next request slot in the shared state and says how long to wait for it (0: none).
+        self.reserve = reserve
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -332,6 +335,11 @@ class Fetcher:
             wait = host.next_at - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
+            if paced and self.reserve is not None:
+                gap = self._gap(hostname, host)
+                wait = self.reserve(hostname, gap)
+                if wait > 0:  # other workers asked this host first
+                    time.sleep(wait)
             start = time.monotonic()
             deadline.extend(start - waited_from)  # queueing for politeness is not the server's time
             if paced:

@@ -154,6 +154,31 @@ class RobotsTxt:
     fetched_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class TopicRun:
+    """A topic's place in a fleet's schedule (PostgreSQL state): when it is next due, who holds it now,
+    who refreshed it last."""
+
+    topic: str
+    next_due_at: datetime
+    lease_holder: str | None = None
+    lease_expires_at: datetime | None = None
+    last_started_at: datetime | None = None
+    last_finished_at: datetime | None = None
+    last_worker: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """A `feedsvc run` (or refresh) process sharing the state, as it last said it was alive."""
+
+    name: str  # host/pid
+    host: str
+    pid: int
+    started_at: datetime
+    seen_at: datetime
+
+
 @dataclass(slots=True)
 class SourceOutcome:
     """What happened to one source in one refresh."""

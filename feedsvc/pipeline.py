@@ -78,7 +78,9 @@ def select_topics(config: Config, topic_ids: Sequence[str] | None) -> list[Topic
 ROBOTS_TTL = timedelta(hours=24)
 
 
-def make_fetcher(config: Config, robots: dict[str, RobotsTxt] | None = None) -> Fetcher:
+def make_fetcher(config: Config, robots: dict[str, RobotsTxt] | None = None,
+                 store: Store | None = None) -> Fetcher:
+    """The polite fetcher of a refresh. With a shared (PostgreSQL) `store`, hosts are paced fleet-wide."""
     return Fetcher(
         user_agent=config.user_agent,
         timeout=config.timeout.total_seconds(),
@@ -88,6 +90,7 @@ def make_fetcher(config: Config, robots: dict[str, RobotsTxt] | None = None) -> 
         robots=robots,
         allow_private=config.allow_private,
         source_urls=[s.url for t in config.topics for s in t.sources],
+        reserve=store.reserve_host if store is not None and config.uses_postgres else None,
     )
 
 
@@ -340,7 +343,7 @@ def read_articles(config: Config, topics: Sequence[TopicConfig], store: Store, n
         by_url.setdefault(link, []).append(entry_id)
     if not jobs:
         return
-    with make_fetcher(config, store.robots(since=now - ROBOTS_TTL)) as fetcher:
+    with make_fetcher(config, store.robots(since=now - ROBOTS_TTL), store) as fetcher:
         for job, answer in fetcher.fetch_many(jobs, now=now, force=True):
             for entry_id in by_url[job.url]:
                 _entry, failures, source, topic, mode = wanted[entry_id]
@@ -474,7 +477,7 @@ def settled_sources(config: Config, topics: Sequence[TopicConfig], store: Store,
         return source.url, got
 
     parser = Parser(workers)
-    with make_fetcher(config, store.robots(since=now - ROBOTS_TTL)) as fetcher:
+    with make_fetcher(config, store.robots(since=now - ROBOTS_TTL), store) as fetcher:
         fetched = 0
         for source, answer in fetcher.fetch_many(jobs, now=now, force=force, idle=idle):
             fetched += 1

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import json
 import logging
 import sqlite3
 import struct
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Concatenate, ParamSpec, TypeVar
 
 from feedsvc.errors import StoreError
-from feedsvc.model import Article, Entry, RobotsTxt, SourceState
+from feedsvc.model import Article, Entry, RobotsTxt, SourceState, TopicRun, Worker
 
 if TYPE_CHECKING:  # for annotations only: steps do not import each other at run time
     from feedsvc.dedupe import Plan
@@ -176,6 +177,31 @@ MIGRATIONS: list[str] = [
         UPDATE topic_versions SET version = version + 1
         WHERE topic IN (SELECT topic FROM entry_topics WHERE n = NEW.n);
     END;
+    """,
+    # 10: a fleet of workers sharing one state (used with PostgreSQL, kept by both): each topic's next due
+    # time and lease, the workers alive, and each host's next request slot (its gap, fleet-wide)
+    """
+    CREATE TABLE topic_runs (
+        topic TEXT PRIMARY KEY,
+        next_due_at TEXT NOT NULL,
+        lease_holder TEXT,
+        lease_expires_at TEXT,
+        last_started_at TEXT,
+        last_finished_at TEXT,
+        last_worker TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX topic_runs_due ON topic_runs(next_due_at);
+    CREATE TABLE workers (
+        name TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        seen_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE hosts (
+        host TEXT PRIMARY KEY,
+        next_at REAL NOT NULL
+    ) WITHOUT ROWID;
     """,
 ]
 
@@ -692,6 +718,98 @@ class Store:
         except sqlite3.Error:
             return {}
         return {name: int(size) for name, size in rows}
+
+    # ------------------------------------------------------------------------------------------ fleet
+    # Claims and renewals commit at once, each in its own transaction: they are called on the fleet's own
+    # connection (fleet.Fleet), never inside a refresh's group.
+
+    _ANY = "IN (SELECT value FROM json_each(?))"  # a list as one parameter (PostgreSQL: = ANY(?))
+    _SKIP_LOCKED = ""  # SQLite has one writer at a time (PostgreSQL: FOR UPDATE SKIP LOCKED)
+
+    def _list(self, values: Sequence[str]) -> object:
+        return json.dumps(list(values))
+
+    @_mapped
+    def ensure_topics(self, first_due: dict[str, datetime]) -> None:
+        """Give the topics the state has not seen yet their first due time."""
+        with self._transaction():
+            self._db.executemany("INSERT INTO topic_runs (topic, next_due_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                                 [(t, _t(due)) for t, due in first_due.items()])
+
+    @_mapped
+    def claim_topics(self, worker: str, topic_ids: Sequence[str], now: datetime, lease: timedelta, *,
+                     limit: int, due_only: bool) -> list[str]:
+        """Lease to `worker` up to `limit` of these topics whose lease is free or expired (and that are due,
+        with due_only), the longest due first. Rows another worker is claiming right now are skipped."""
+        at = _t(now)
+        with self._transaction():
+            rows = self._db.execute(
+                f"SELECT topic FROM topic_runs WHERE topic {self._ANY} AND (? OR next_due_at <= ?) "
+                "AND (lease_expires_at IS NULL OR lease_expires_at < ?) ORDER BY next_due_at, topic LIMIT ?"
+                f"{self._SKIP_LOCKED}", (self._list(topic_ids), not due_only, at, at, limit)).fetchall()
+            claimed = [r[0] for r in rows]
+            self._db.execute(f"UPDATE topic_runs SET lease_holder = ?, lease_expires_at = ?, last_started_at = ? "
+                             f"WHERE topic {self._ANY}", (worker, _t(now + lease), at, self._list(claimed)))
+        return claimed
+
+    @_mapped
+    def renew_leases(self, worker: str, topic_ids: Sequence[str], now: datetime, lease: timedelta) -> None:
+        if topic_ids:
+            with self._transaction():
+                self._db.execute(f"UPDATE topic_runs SET lease_expires_at = ? WHERE lease_holder = ? "
+                                 f"AND topic {self._ANY}", (_t(now + lease), worker, self._list(topic_ids)))
+
+    @_mapped
+    def finish_topics(self, worker: str, topic_ids: Sequence[str], next_due: dict[str, datetime],
+                      now: datetime) -> None:
+        """The worker refreshed these topics: record it, set when each is next due, let its leases go."""
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE topic_runs SET next_due_at = ?, last_finished_at = ?, last_worker = ?, "
+                "lease_holder = NULL, lease_expires_at = NULL WHERE topic = ? AND lease_holder = ?",
+                [(_t(next_due.get(t, now)), _t(now), worker, t, worker)
+                 for t in topic_ids])
+
+    @_mapped
+    def release_topics(self, worker: str, topic_ids: Sequence[str]) -> None:
+        """Let leases go unrefreshed: the topics stay due, for whichever worker polls first."""
+        with self._transaction():
+            self._db.execute(f"UPDATE topic_runs SET lease_holder = NULL, lease_expires_at = NULL "
+                             f"WHERE lease_holder = ? AND topic {self._ANY}", (worker, self._list(topic_ids)))
+
+    @_mapped
+    def topic_runs(self) -> list[TopicRun]:
+        rows = self._db.execute("SELECT topic, next_due_at, lease_holder, lease_expires_at, last_started_at, "
+                                "last_finished_at, last_worker FROM topic_runs ORDER BY topic").fetchall()
+        return [TopicRun(r[0], _dt(r[1]), r[2], _dt(r[3]), _dt(r[4]), _dt(r[5]), r[6]) for r in rows]  # type: ignore[arg-type]
+
+    @_mapped
+    def register_worker(self, name: str, host: str, pid: int, now: datetime) -> None:
+        with self._transaction():
+            self._db.execute("INSERT INTO workers (name, host, pid, started_at, seen_at) VALUES (?, ?, ?, ?, ?) "
+                             "ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, "
+                             "started_at = excluded.started_at, seen_at = excluded.seen_at",
+                             (name, host, pid, _t(now), _t(now)))
+
+    @_mapped
+    def worker_seen(self, name: str, now: datetime) -> None:
+        with self._transaction():
+            self._db.execute("UPDATE workers SET seen_at = ? WHERE name = ?", (_t(now), name))
+
+    @_mapped
+    def forget_worker(self, name: str) -> None:
+        with self._transaction():
+            self._db.execute("DELETE FROM workers WHERE name = ?", (name,))
+
+    @_mapped
+    def workers(self) -> list[Worker]:
+        rows = self._db.execute("SELECT name, host, pid, started_at, seen_at FROM workers ORDER BY name").fetchall()
+        return [Worker(r[0], r[1], r[2], _dt(r[3]), _dt(r[4])) for r in rows]  # type: ignore[arg-type]
+
+    def reserve_host(self, host: str, gap: float) -> float:
+        """Book the host's next request slot for the fleet; seconds to wait for it. One process with
+        SQLite paces its hosts by itself (fetch.Fetcher): nothing to book."""
+        return 0.0
 
 
 class _Tx:

@@ -1,0 +1,173 @@
+"""Several workers, one PostgreSQL state: which worker refreshes which topic, and when.
+
+The state is the schedule of record. Each topic has a row: when it is next due and, while a
+worker refreshes it, that worker's lease. A worker claims due topics whose lease is free or
+expired (PostgreSQL's FOR UPDATE SKIP LOCKED: two workers never claim one row), refreshes them,
+then sets the next due time from the topic's schedule and lets the lease go. While it works, a
+heartbeat thread renews its leases and says it is alive; a worker killed with kill -9 stops
+renewing, its leases expire, and another worker claims those topics at its next poll.
+`feedsvc refresh` (cron, by hand) claims the same leases, due or not, so it and the workers
+never refresh one topic at once.
+
+Nothing here but the state coordinates workers: no worker talks to another.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from feedsvc.config import Config, TopicConfig
+from feedsvc.store import Store
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0  # how often a worker looks for due topics: one indexed query
+CLAIM_BATCH = 64  # topics one worker refreshes together (fetched in parallel, saved in groups)
+NextDue = Callable[[TopicConfig, datetime], datetime]
+
+
+def worker_name(role: str = "run") -> str:
+    """host/pid, and what it is: what `status` shows and what a lease is held by."""
+    return f"{socket.gethostname()}/{os.getpid()}" + ("" if role == "run" else f" {role}")
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+class Fleet:
+    """This process's part in the fleet: its name, the leases it holds, its heartbeat.
+
+    It has its own connection to the state, so that a claim or a renewal commits at once, beside
+    the long transaction groups of a refresh. Thread-safe (one lock around the connection)."""
+
+    def __init__(self, config: Config, next_due: NextDue, *, role: str = "run") -> None:
+        self.config = config
+        self.next_due = next_due
+        self.lease = config.lease
+        self.name = worker_name(role)
+        self._store = Store.open(config.state)
+        self._lock = threading.Lock()
+        self._held: dict[str, float] = {}  # topic -> time.monotonic() until which it is renewed
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+        with self._lock:
+            self._store.register_worker(self.name, socket.gethostname(), os.getpid(), now_utc())
+
+    # -- claiming
+
+    def claim(self, topic_ids: Sequence[str], *, due_only: bool, limit: int = CLAIM_BATCH,
+              initial: bool = True) -> list[str]:
+        """Lease up to `limit` of these topics: the due ones (all of them, without due_only) whose
+        lease is free or expired, the longest due first. A topic the state has not seen yet is due
+        now (or, without `initial`, when its schedule first says)."""
+        now = now_utc()
+        wanted = set(topic_ids)
+        first_due = {t.id: now if initial else self.next_due(t, now) for t in self.config.topics if t.id in wanted}
+        with self._lock:
+            self._store.ensure_topics(first_due)
+            claimed = self._store.claim_topics(self.name, topic_ids, now, self.lease, limit=limit,
+                                               due_only=due_only)
+            for topic_id in claimed:
+                self._held[topic_id] = float("inf")
+        return claimed
+
+    def finish(self, topic_ids: Sequence[str]) -> None:
+        """The topics are refreshed (or failed: the failure is in their sources' health): each is next
+        due when its schedule says, and its lease is let go."""
+        now = now_utc()
+        due = {t.id: self.next_due(t, now) for t in self.config.topics if t.id in set(topic_ids)}
+        with self._lock:
+            self._store.finish_topics(self.name, topic_ids, due, now)
+            for topic_id in topic_ids:
+                self._held.pop(topic_id, None)
+
+    def release(self, topic_ids: Sequence[str]) -> None:
+        """Let the leases go without a refresh (stopping): the topics stay due for another worker."""
+        with self._lock:
+            self._store.release_topics(self.name, topic_ids)
+            for topic_id in topic_ids:
+                self._held.pop(topic_id, None)
+
+    def abandon(self, topic_ids: Sequence[str]) -> None:
+        """A refresh stuck past its deadline: stop renewing its leases, so that they expire and
+        another worker (or this one, later) takes the topics."""
+        with self._lock:
+            for topic_id in topic_ids:
+                if topic_id in self._held:
+                    self._held[topic_id] = 0.0
+
+    @contextmanager
+    def leased(self, topic_ids: Sequence[str], *, due_only: bool, limit: int = CLAIM_BATCH,
+               initial: bool = True) -> Iterator[list[str]]:
+        """claim(), then finish() the claimed topics however the block ends, except when stopping
+        (release: another worker refreshes them now rather than at their next due time)."""
+        claimed = self.claim(topic_ids, due_only=due_only, limit=limit, initial=initial)
+        try:
+            yield claimed
+        except BaseException:
+            if claimed:
+                self.release(claimed)
+            raise
+        if claimed:
+            self.finish(claimed)
+
+    def holders(self, topic_ids: Sequence[str]) -> dict[str, str]:
+        """Who holds each of these topics' leases now (a topic whose lease ran out is not listed)."""
+        now = now_utc()
+        with self._lock:
+            runs = {r.topic: r for r in self._store.topic_runs()}
+        return {t: runs[t].lease_holder for t in topic_ids
+                if t in runs and runs[t].lease_holder and runs[t].lease_expires_at and runs[t].lease_expires_at > now}
+
+    # -- heartbeat
+
+    def start_heartbeat(self) -> None:
+        """Renew held leases and say this worker is alive, three times a lease period."""
+        if self._heartbeat is None:
+            self._heartbeat = threading.Thread(target=self._beat, name="feedsvc-heartbeat", daemon=True)
+            self._heartbeat.start()
+
+    def _beat(self) -> None:
+        every = max(self.lease.total_seconds() / 3, 0.2)
+        while not self._stop.wait(every):
+            try:
+                self.renew()
+            except Exception as exc:  # the state is down: the leases will expire; say so, keep trying
+                log.error("heartbeat: cannot renew leases: %s", exc)
+
+    def renew(self) -> None:
+        now = now_utc()
+        with self._lock:
+            mono = time.monotonic()
+            live = [t for t, until in self._held.items() if until > mono]
+            self._store.renew_leases(self.name, live, now, self.lease)
+            self._store.worker_seen(self.name, now)
+
+    def close(self) -> None:
+        """Leave: stop the heartbeat, let every held lease go, and leave the list of live workers."""
+        self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join(timeout=5)
+        with self._lock:
+            try:
+                if self._held:
+                    self._store.release_topics(self.name, list(self._held))
+                self._store.forget_worker(self.name)
+            finally:
+                self._store.close()
+
+    def __enter__(self) -> Fleet:
+        self.start_heartbeat()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
