@@ -65,6 +65,12 @@ EXAMPLES = {
           feedsvc add https://blog.python.org/ --topic python-news --topic-title "Python Insider"
           feedsvc add https://example.com/news/ --topic news --item 'li.card' --title h3 --link 'a@href'
         """,
+    "migrate-state": """\
+        examples:
+          feedsvc migrate-state state/feedsvc.sqlite postgresql://feedsvc@db.example.org/feedsvc
+          feedsvc migrate-state "$FEEDSVC_STATE" state/back.sqlite     # and back, into a new file
+        Stop `feedsvc run` and cron refreshes first: what they write meanwhile is not copied.
+        """,
     "check": """\
         examples:
           feedsvc check                        # is ./config.toml valid? prints its topics
@@ -151,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
 
     command("check", "Check the config file and list its topics and sources.")
+
+    p = command("migrate-state", "Copy the state from one store to a new one: SQLite file or PostgreSQL URL, "
+                                 "either way; ids, first-seen times and validators are kept.")
+    p.add_argument("source", metavar="FROM", help="the state to copy: a SQLite file or a postgresql:// URL")
+    p.add_argument("target", metavar="TO", help="where to: a new SQLite file or an empty PostgreSQL database")
 
     command("init", "Write a commented starter config.toml (never over an existing file).")
 
@@ -463,7 +474,7 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     states = {}
     counts = {}
     articles: dict[str, tuple[int, int, str | None]] = {}
-    if config.state.exists():
+    if config.state_url or Path(config.state).exists():
         with Store.open(config.state) as store:
             store.verify()
             states = {s.url: s for s in store.source_states()}
@@ -489,7 +500,7 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
                 sources[-1]["articles"] = {"mode": s.article, "read": ok, "failing": failing, "last_error": error}
         topics.append({"id": t.id, "title": t.title, "entries": counts.get(t.id, 0), "sources": sources})
     if args.json:
-        print(json.dumps({"state": str(config.state), "topics": topics}, ensure_ascii=False, indent=2))
+        print(json.dumps({"state": config.state_name, "topics": topics}, ensure_ascii=False, indent=2))
         return 0
     for row in topics:
         print(f"{row['id']}  {row['title']}  ({row['entries']} entries in the feed)")
@@ -525,11 +536,35 @@ def cmd_check(config: Config) -> int:
         print("\n".join(missing), file=sys.stderr)
         return UsageError.exit_code
     print(f"{config.path}: ok")
-    print(f"  feeds: {config.output_dir}   state: {config.state}")
+    print(f"  feeds: {config.output_dir}   state: {config.state_name}")
     for t in config.topics:
         print(f"  {t.id}: {t.title} ({len(t.sources)} source(s), {describe_schedule(t)}, {', '.join(t.formats)})")
         for s in t.sources:
             print(f"    {s.url}" + ("  [selectors]" if s.selectors else ""))
+    return 0
+
+
+def cmd_migrate_state(args: argparse.Namespace) -> int:
+    from feedsvc.config import check_postgres_url, is_postgres_url, redact_url
+    from feedsvc.store import Store
+
+    def location(value: str) -> Path | str:
+        if not is_postgres_url(value):
+            return Path(value)
+        try:
+            return check_postgres_url(value)
+        except ValueError as exc:
+            raise UsageError(f"migrate-state: {exc}") from None
+
+    source, target = location(args.source), location(args.target)
+    if isinstance(source, Path) and not source.is_file():  # opening it would create an empty one
+        raise UsageError(f"migrate-state: {source}: no such state file")
+    if isinstance(target, Path) and target.exists():
+        raise UsageError(f"migrate-state: {target} exists; copy into a new file")
+    shown = [redact_url(v) if isinstance(v, str) else str(v) for v in (source, target)]
+    with Store.open(source) as src, Store.open(target) as dst:
+        copied = src.copy_to(dst)
+    print(f"copied {shown[0]} to {shown[1]}: " + ", ".join(f"{n} {table}" for table, n in copied.items()))
     return 0
 
 
@@ -608,6 +643,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_init(args)
         if args.command == "add":
             return cmd_add(args)
+        if args.command == "migrate-state":
+            return cmd_migrate_state(args)
         if args.command == "preview":
             config = load_config(args.config) if Path(args.config).exists() else None
             return cmd_preview(args, config)
