@@ -562,8 +562,14 @@ def cmd_migrate_state(args: argparse.Namespace) -> int:
     if isinstance(target, Path) and target.exists():
         raise UsageError(f"migrate-state: {target} exists; copy into a new file")
     shown = [redact_url(v) if isinstance(v, str) else str(v) for v in (source, target)]
-    with Store.open(source) as src, Store.open(target) as dst:
-        copied = src.copy_to(dst)
+    try:
+        with Store.open(source) as src, Store.open(target) as dst:
+            copied = src.copy_to(dst)
+    except BaseException:
+        if isinstance(target, Path):  # a file this command made: leave no half-made state to trip on
+            for path in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
+                path.unlink(missing_ok=True)
+        raise
     print(f"copied {shown[0]} to {shown[1]}: " + ", ".join(f"{n} {table}" for table, n in copied.items()))
     return 0
 

@@ -304,3 +304,20 @@ def test_a_group_never_committed_is_lost_whole(state, now):
     with Store.open(state) as store:
         assert store.entry_count() == 1 and store.topic_entry_count("b") == 0
         assert store.source_state("https://b.example/").etag is None
+
+
+def test_migrate_state_copies_every_column_of_every_table(state):
+    """TABLES is what migrate-state copies: a migration that adds a table or a column must add it there."""
+    from feedsvc.store import TABLES
+
+    with Store.open(state) as store:
+        if isinstance(state, Path):
+            names = [r[0] for r in store._exec("SELECT name FROM sqlite_schema WHERE type = 'table'")]
+            columns = {t: {r[1] for r in store._exec(f"PRAGMA table_info({t})")} for t in names}
+        else:
+            columns = {}
+            for table, column in store._exec("SELECT table_name, column_name FROM information_schema.columns "
+                                             "WHERE table_schema = current_schema()"):
+                columns.setdefault(table, set()).add(column)
+            del columns["schema_version"]
+        assert columns == {t: {c.strip() for c in cols.split(",")} for t, cols in TABLES}
