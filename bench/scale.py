@@ -39,8 +39,8 @@ from pages import LoopbackServers  # noqa: E402
 from refresh import become_subreaper, cli_env, parallel_ceiling, run_cli, warm_bytecode, write_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from tests.pgserver import PostgresServer, server_binaries  # noqa: E402
+sys.path.insert(0, str(ROOT / "tests"))
+from pgserver import PostgresServer, find_bindir  # noqa: E402  (the tests' throw-away server)
 
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -171,46 +171,52 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sources", type=int, default=1000)
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args(argv)
-    if server_binaries() is None:
+    bindir = find_bindir()
+    if bindir is None:
         print("bench/scale.py needs PostgreSQL's server binaries (apt-get install postgresql)", file=sys.stderr)
         return 2
     warm_bytecode()
     report = Report(args.sources, parallel_ceiling())
-    with tempfile.TemporaryDirectory(prefix="feedsvc-scale-") as tmp, LoopbackServers(args.sources) as sites, \
-            PostgresServer(Path(tmp) / "pg") as pg:
-        urls = [sites.url(i) for i in range(args.sources)]
+    pg = PostgresServer(bindir)
+    pg.start()
+    pg_pid = int((pg.data / "postmaster.pid").read_text().split()[0])
+    try:
+        with tempfile.TemporaryDirectory(prefix="feedsvc-scale-") as tmp, LoopbackServers(args.sources) as sites:
+            urls = [sites.url(i) for i in range(args.sources)]
 
-        become_subreaper()  # after the server started: its postmaster is not ours to reap
-        log = Path(tmp) / "feedsvc.log"
+            become_subreaper()  # after the server started: its postmaster is not ours to reap
+            log = Path(tmp) / "feedsvc.log"
 
-        def fresh(name: str) -> Path:
-            """A config of its own: one topic per source, refreshed once a day (so once in a phase)."""
-            folder = Path(tmp) / name
-            folder.mkdir()
-            config = folder / "config.toml"
-            write_config(config, urls, 1)
-            text = config.read_text(encoding="utf-8").replace("[feedsvc]\n", '[feedsvc]\ninterval = "1d"\n', 1)
-            config.write_text(text, encoding="utf-8")
-            return config
+            def fresh(name: str) -> Path:
+                """A config of its own: one topic per source, refreshed once a day (so once in a phase)."""
+                folder = Path(tmp) / name
+                folder.mkdir()
+                config = folder / "config.toml"
+                write_config(config, urls, 1)
+                text = config.read_text(encoding="utf-8").replace("[feedsvc]\n", '[feedsvc]\ninterval = "1d"\n', 1)
+                config.write_text(text, encoding="utf-8")
+                return config
 
-        sqlite_cfg = fresh("sqlite")
-        for name in ("cold", "warm"):
-            wall, cpu = run_refresh(sqlite_cfg, {}, log)
-            report.phases.append(Phase(f"sqlite refresh {name}", args.sources, wall, cpu))
-        report.storage["sqlite"] = storage(None, sqlite_cfg.parent / "state" / "feedsvc.sqlite")
+            sqlite_cfg = fresh("sqlite")
+            for name in ("cold", "warm"):
+                wall, cpu = run_refresh(sqlite_cfg, {}, log)
+                report.phases.append(Phase(f"sqlite refresh {name}", args.sources, wall, cpu))
+            report.storage["sqlite"] = storage(None, sqlite_cfg.parent / "state" / "feedsvc.sqlite")
 
-        url = pg.create_database("refresh")
-        pg_cfg = fresh("pg-refresh")
-        for name in ("cold", "warm"):
-            pg0 = tree_cpu(pg.pid)
-            wall, cpu = run_refresh(pg_cfg, {"FEEDSVC_STATE": url}, log)
-            report.phases.append(Phase(f"pg refresh {name}", args.sources, wall, cpu, tree_cpu(pg.pid) - pg0))
-        report.storage["postgresql"] = storage(url, None)
+            url = pg.new_database("refresh")
+            pg_cfg = fresh("pg-refresh")
+            for name in ("cold", "warm"):
+                pg0 = tree_cpu(pg_pid)
+                wall, cpu = run_refresh(pg_cfg, {"FEEDSVC_STATE": url}, log)
+                report.phases.append(Phase(f"pg refresh {name}", args.sources, wall, cpu, tree_cpu(pg_pid) - pg0))
+            report.storage["postgresql"] = storage(url, None)
 
-        for n in (1, 2):
-            url = pg.create_database(f"run{n}")
-            report.phases += workers_phase(n, fresh(f"pg-run{n}"), cli_env({"FEEDSVC_STATE": url}), url,
-                                           args.sources, pg.pid)
+            for n in (1, 2):
+                url = pg.new_database(f"run{n}")
+                report.phases += workers_phase(n, fresh(f"pg-run{n}"), cli_env({"FEEDSVC_STATE": url}), url,
+                                               args.sources, pg_pid)
+    finally:
+        pg.stop()
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(asdict(report), indent=2))

@@ -68,6 +68,12 @@ EXAMPLES = {
           feedsvc add https://blog.python.org/ --topic python-news --topic-title "Python Insider"
           feedsvc add https://example.com/news/ --topic news --item 'li.card' --title h3 --link 'a@href'
         """,
+    "migrate-state": """\
+        examples:
+          feedsvc migrate-state state/feedsvc.sqlite postgresql://feedsvc@db.example.org/feedsvc
+          feedsvc migrate-state "$FEEDSVC_STATE" state/back.sqlite     # and back, into a new file
+        Stop `feedsvc run` and cron refreshes first: what they write meanwhile is not copied.
+        """,
     "check": """\
         examples:
           feedsvc check                        # is ./config.toml valid? prints its topics
@@ -154,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
 
     command("check", "Check the config file and list its topics and sources.")
+
+    p = command("migrate-state", "Copy the state from one store to a new one: SQLite file or PostgreSQL URL, "
+                                 "either way; ids, first-seen times and validators are kept.")
+    p.add_argument("source", metavar="FROM", help="the state to copy: a SQLite file or a postgresql:// URL")
+    p.add_argument("target", metavar="TO", help="where to: a new SQLite file or an empty PostgreSQL database")
 
     command("init", "Write a commented starter config.toml (never over an existing file).")
 
@@ -315,7 +326,7 @@ def refresh_turn(config: Config, args: argparse.Namespace, busy: dict[str, str])
     from feedsvc import pipeline
 
     wanted = [t.id for t in pipeline.select_topics(config, args.topics)]
-    if not config.uses_postgres:
+    if not config.state_url:
         from feedsvc.lock import StateLock
 
         with StateLock(config.lock_path, timeout=args.lock_timeout, who="feedsvc refresh"):
@@ -493,13 +504,13 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     states = {}
     counts = {}
     articles: dict[str, tuple[int, int, str | None]] = {}
-    if config.state.exists():
+    if config.state_url or Path(config.state).exists():
         with Store.open(config.state) as store:
             store.verify()
             states = {s.url: s for s in store.source_states()}
             counts = {t.id: min(store.topic_entry_count(t.id), t.max_entries) for t in config.topics}
             articles = store.article_health()
-            if config.uses_postgres:
+            if config.state_url:
                 runs = {r.topic: r for r in store.topic_runs()}
                 alive_since = now_utc() - 2 * config.lease  # a live worker says so three times a lease
                 workers = [w for w in store.workers() if w.seen_at >= alive_since]
@@ -522,7 +533,7 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
                 ok, failing, error = articles.get(s.url, (0, 0, None))
                 sources[-1]["articles"] = {"mode": s.article, "read": ok, "failing": failing, "last_error": error}
         topics.append({"id": t.id, "title": t.title, "entries": counts.get(t.id, 0), "sources": sources})
-        if config.uses_postgres:
+        if config.state_url:
             run = runs.get(t.id)
             topics[-1]["fleet"] = {
                 "last_refreshed": iso(run.last_finished_at) if run else None,
@@ -534,12 +545,12 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     fleet = [{"name": w.name, "host": w.host, "pid": w.pid, "started": iso(w.started_at), "seen": iso(w.seen_at)}
              for w in workers]
     if args.json:
-        shown: dict[str, Any] = {"state": config.state_shown, "topics": topics}
-        if config.uses_postgres:
+        shown: dict[str, Any] = {"state": config.state_name, "topics": topics}
+        if config.state_url:
             shown["workers"] = fleet
         print(json.dumps(shown, ensure_ascii=False, indent=2))
         return 0
-    if config.uses_postgres:
+    if config.state_url:
         print(f"workers alive: {len(fleet)}" + "".join(f"\n  {w['name']}  up since {w['started']}, seen {w['seen']}"
                                                      for w in fleet))
     for row in topics:
@@ -581,11 +592,41 @@ def cmd_check(config: Config) -> int:
         print("\n".join(missing), file=sys.stderr)
         return UsageError.exit_code
     print(f"{config.path}: ok")
-    print(f"  feeds: {config.output_dir}   state: {config.state}")
+    print(f"  feeds: {config.output_dir}   state: {config.state_name}")
     for t in config.topics:
         print(f"  {t.id}: {t.title} ({len(t.sources)} source(s), {describe_schedule(t)}, {', '.join(t.formats)})")
         for s in t.sources:
             print(f"    {s.url}" + ("  [selectors]" if s.selectors else ""))
+    return 0
+
+
+def cmd_migrate_state(args: argparse.Namespace) -> int:
+    from feedsvc.config import check_postgres_url, is_postgres_url, redact_url
+    from feedsvc.store import Store
+
+    def location(value: str) -> Path | str:
+        if not is_postgres_url(value):
+            return Path(value)
+        try:
+            return check_postgres_url(value)
+        except ValueError as exc:
+            raise UsageError(f"migrate-state: {exc}") from None
+
+    source, target = location(args.source), location(args.target)
+    if isinstance(source, Path) and not source.is_file():  # opening it would create an empty one
+        raise UsageError(f"migrate-state: {source}: no such state file")
+    if isinstance(target, Path) and target.exists():
+        raise UsageError(f"migrate-state: {target} exists; copy into a new file")
+    shown = [redact_url(v) if isinstance(v, str) else str(v) for v in (source, target)]
+    try:
+        with Store.open(source) as src, Store.open(target) as dst:
+            copied = src.copy_to(dst)
+    except BaseException:
+        if isinstance(target, Path):  # a file this command made: leave no half-made state to trip on
+            for path in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
+                path.unlink(missing_ok=True)
+        raise
+    print(f"copied {shown[0]} to {shown[1]}: " + ", ".join(f"{n} {table}" for table, n in copied.items()))
     return 0
 
 
@@ -664,6 +705,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_init(args)
         if args.command == "add":
             return cmd_add(args)
+        if args.command == "migrate-state":
+            return cmd_migrate_state(args)
         if args.command == "preview":
             config = load_config(args.config) if Path(args.config).exists() else None
             return cmd_preview(args, config)

@@ -106,7 +106,7 @@ class TopicConfig:
 class Config:
     path: Path  # the config file (absolute)
     output_dir: Path
-    state: Path
+    state: Path | str  # a SQLite file, or a postgresql:// URL (see state_url)
     topics: tuple[TopicConfig, ...]
     base_url: str | None = None
     user_agent: str = DEFAULT_USER_AGENT
@@ -127,7 +127,21 @@ class Config:
     lease: timedelta = timedelta(minutes=2)  # with PostgreSQL: how long a dead worker keeps its topics
 
     @property
+    def state_url(self) -> str | None:
+        """The PostgreSQL URL the state is in, or None: a SQLite file."""
+        return self.state if isinstance(self.state, str) else None
+
+    @property
+    def state_name(self) -> str:
+        """The state as messages and status show it: a URL without its password."""
+        return redact_url(self.state) if isinstance(self.state, str) else str(self.state)
+
+    @property
     def lock_path(self) -> Path:
+        """The flock file that lets one refresh at a time on this machine use the state: beside the
+        SQLite file, or beside the config file for PostgreSQL (whose own lock serializes the writes)."""
+        if isinstance(self.state, str):
+            return self.path.with_name(self.path.name + ".lock")
         return self.state.with_name(self.state.name + ".lock")
 
     def topic(self, topic_id: str) -> TopicConfig | None:
@@ -135,6 +149,43 @@ class Config:
 
 
 # --------------------------------------------------------------------------- values
+
+
+STATE_ENV = "FEEDSVC_STATE"  # overrides the config's `state`: a URL's password need not be in the file
+_POSTGRES_URL = re.compile(r"^postgres(?:ql)?://", re.I)
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
+
+
+def is_postgres_url(value: object) -> bool:
+    return isinstance(value, str) and bool(_POSTGRES_URL.match(value))
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password (in the user part or a password= parameter) shown as ***."""
+    url = re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@?#]*):[^@/?#]*@", r"\1:***@", url, flags=re.I)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url, flags=re.I)
+
+
+def check_postgres_url(url: str) -> str:
+    """postgresql://user[:password]@host[:port]/database[?options], as libpq reads it. Raises ValueError
+    (naming the URL without its password)."""
+    shown = redact_url(url)
+    example = "write it like postgresql://feedsvc@db.example.org:5432/feedsvc"
+    if any(c.isspace() for c in url):
+        raise ValueError(f"{shown!r} contains a space; {example}")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number in range)
+    except ValueError as exc:
+        raise ValueError(f"{shown!r} is not a valid URL ({exc}); {example}") from None
+    if parts.fragment:
+        raise ValueError(f"{shown!r} has a fragment ('#'); {example}")
+    if "/" in parts.path.strip("/"):
+        raise ValueError(f"{shown!r}: the path must be one database name; {example}")
+    for pair in filter(None, parts.query.split("&")):
+        if not re.fullmatch(r"[a-z_]+=[^=]*", pair):
+            raise ValueError(f"{shown!r}: {redact_url('?' + pair)[1:]!r} is not an option=value pair; {example}")
+    return url
 
 
 def parse_duration(text: str) -> timedelta:
@@ -235,7 +286,7 @@ def foreign_index(output_dir: Path) -> Path | None:
     return None
 
 
-def output_dir_problem(output_dir: Path, config_path: Path, state: Path) -> str | None:
+def output_dir_problem(output_dir: Path, config_path: Path, state: Path | str | None) -> str | None:
     """Why output_dir must not be where it points: everything in it is published (`serve`, nginx)."""
     config_path = config_path.resolve()
     if output_dir == Path(output_dir.anchor):
@@ -246,7 +297,7 @@ def output_dir_problem(output_dir: Path, config_path: Path, state: Path) -> str 
     if config_path.is_relative_to(output_dir):
         return (f"{output_dir} holds the config file {config_path}, which would be published with the "
                 "feeds; use a folder of its own, such as 'feeds'")
-    if state.is_relative_to(output_dir):
+    if isinstance(state, Path) and state.is_relative_to(output_dir):
         return (f"{output_dir} holds the state file {state}, which would be published with the feeds; "
                 "keep the state outside output_dir")
     return None
@@ -434,8 +485,20 @@ def config_from_dict(raw: dict[str, Any], path: Path) -> Config:
             raise ValueError("must not be empty")
         return (base / value).resolve()
 
+    def state_value(value: str) -> Path | str:
+        if is_postgres_url(value):
+            return check_postgres_url(value)
+        if _SCHEME.match(value):
+            raise ValueError(f"{redact_url(value)!r}: the state is a file path or a postgresql:// URL")
+        return local_path(value)
+
     output_dir = g.get("output_dir", str, None, check=local_path) or (base / "feeds").resolve()
-    state = g.get("state", str, None, check=local_path) or (base / "state" / "feedsvc.sqlite").resolve()
+    state = g.get("state", str, None, check=state_value) or (base / "state" / "feedsvc.sqlite").resolve()
+    if os.environ.get(STATE_ENV, "").strip():
+        try:
+            state = state_value(os.environ[STATE_ENV].strip())
+        except ValueError as exc:
+            raise ConfigError(str(path), f"{STATE_ENV} (in the environment, for state)", str(exc)) from None
     base_url = g.get("base_url", str, None, check=check_base_url)
     if base_url and not base_url.endswith("/"):
         base_url += "/"
@@ -464,7 +527,7 @@ def config_from_dict(raw: dict[str, Any], path: Path) -> Config:
 
     if output_dir.exists() and not output_dir.is_dir():
         g.fail("output_dir", f"{output_dir} exists and is not a folder; point output_dir at a folder")
-    if state.is_dir():
+    if isinstance(state, Path) and state.is_dir():
         g.fail("state", f"{state} is a folder; point state at a file such as state/feedsvc.sqlite")
     problem = output_dir_problem(output_dir, path, state)
     if problem:
@@ -473,7 +536,8 @@ def config_from_dict(raw: dict[str, Any], path: Path) -> Config:
     if foreign is not None:
         g.fail("output_dir", f"{foreign} was not written by feedsvc, which would overwrite it with its own; "
                              "move it away or point output_dir at another folder")
-    for key, folder in (("output_dir", output_dir), ("state", state.parent)):
+    folders = [("output_dir", output_dir)] + ([("state", state.parent)] if isinstance(state, Path) else [])
+    for key, folder in folders:
         problem = folder_problem(folder)
         if problem:
             g.fail(key, f"{problem}; point {key} somewhere feedsvc can create and write folders")

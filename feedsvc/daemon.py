@@ -225,7 +225,7 @@ class Daemon:
                                name=f"refresh {topic.id}", replace_existing=True, **kwargs)
 
     def start(self) -> None:
-        if self.config.uses_postgres:
+        if self.config.state_url:
             self._start_fleet()
             return
         for topic in self.config.topics:
@@ -497,7 +497,7 @@ def run(config_path: Path, *, initial_refresh: bool = True, serve: tuple[str, in
         daemon = Daemon(Path(config_path), config, initial_refresh=initial_refresh, lock_timeout=lock_timeout)
         daemon.start()
         log.info("feedsvc run: %d topic(s) from %s, state %s (pid %d; SIGHUP reloads, SIGTERM stops)",
-                 len(config.topics), config.path, config.state, os.getpid())
+                 len(config.topics), config.path, config.state_name, os.getpid())
         while True:
             try:
                 signum = signals.get(timeout=1.0)  # a timeout keeps the wait interruptible

@@ -124,8 +124,12 @@ class Fleet:
         now = now_utc()
         with self._lock:
             runs = {r.topic: r for r in self._store.topic_runs()}
-        return {t: runs[t].lease_holder for t in topic_ids
-                if t in runs and runs[t].lease_holder and runs[t].lease_expires_at and runs[t].lease_expires_at > now}
+        held = {}
+        for topic_id in topic_ids:
+            run = runs.get(topic_id)
+            if run and run.lease_holder and run.lease_expires_at and run.lease_expires_at > now:
+                held[topic_id] = run.lease_holder
+        return held
 
     # -- heartbeat
 

@@ -90,7 +90,7 @@ def make_fetcher(config: Config, robots: dict[str, RobotsTxt] | None = None,
         robots=robots,
         allow_private=config.allow_private,
         source_urls=[s.url for t in config.topics for s in t.sources],
-        reserve=store.reserve_host if store is not None and config.uses_postgres else None,
+        reserve=store.reserve_host if store is not None and config.state_url else None,
     )
 
 
@@ -229,12 +229,16 @@ class SaveGroup:
     def save(self, topic: TopicConfig, by_source: dict[str, SourceItems]) -> None:
         """Plan and save one topic whose sources have all been read."""
         t0 = time.monotonic()
+        self.store.lock_for_write()  # the plan reads what is stored: no other worker may save meanwhile
         tp = plan_topic(topic, by_source, self.store, now=self.now)
         self.store.save(tp.plan, topic.id, self.now)
         self.saved.append((tp, time.monotonic() - t0))
 
     def due(self) -> bool:
-        return bool(self.saved) and time.monotonic() - self.started >= GROUP_SECONDS
+        # PostgreSQL: a group that only wrote source states still holds the write lock other workers
+        # wait for; commit it too, rather than hold it while a slow source is fetched
+        return ((bool(self.saved) or self.store.holds_write_lock)
+                and time.monotonic() - self.started >= GROUP_SECONDS)
 
     def publish(self) -> list[RefreshResult]:
         """Commit the group, open the next one, and start rendering the committed topics' feeds."""
@@ -434,7 +438,7 @@ def plan_topics(config: Config, topic_ids: Sequence[str] | None = None, *, now: 
     with ExitStack() as stack:
         stack.callback(dedupe.forget_texts)
         path = config.state
-        if not path.exists():
+        if isinstance(path, Path) and not path.exists():
             # A dry run must not create the state file: compare against an empty store.
             path = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "empty.sqlite"
         store = stack.enter_context(Store.open(path))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from pgserver import pg_server, pg_url  # noqa: F401  (fixtures: a real PostgreSQL server, a fresh database)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -133,3 +134,4 @@ def shared_dir() -> Path:
 def now() -> datetime:
     """A fixed 'now' for deterministic tests: the day after the sample page's newest story."""
     return datetime(2026, 1, 20, 3, 0, tzinfo=timezone.utc)
+

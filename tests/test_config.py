@@ -195,3 +195,60 @@ def test_following_selector_in_config_is_checked_without_its_tilde(tmp_path: Pat
     path.write_text(path.read_text(encoding="utf-8").replace("~ div.post-body", "~ div[[["), encoding="utf-8")
     with pytest.raises(ConfigError, match="summary"):
         load_config(path)
+
+
+# ----------------------------------------------------------------------------- a PostgreSQL state
+
+PG = "postgresql://feedsvc:s3cret@db.example.org:5432/feeds"
+
+
+def test_a_postgresql_url_selects_postgresql_and_is_shown_without_its_password(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("FEEDSVC_STATE", raising=False)
+    cfg = load_config(write(tmp_path, f'[feedsvc]\nstate = "{PG}"\n' + GOOD_TOPIC))
+    assert cfg.state == PG and cfg.state_url == PG
+    assert cfg.state_name == "postgresql://feedsvc:***@db.example.org:5432/feeds"
+    assert cfg.lock_path == tmp_path / "config.toml.lock"  # one refresh at a time on this machine, as before
+    assert not (tmp_path / "state").exists()
+    sqlite_cfg = load_config(write(tmp_path, GOOD_TOPIC))
+    assert sqlite_cfg.state_url is None and sqlite_cfg.state_name == str(tmp_path / "state" / "feedsvc.sqlite")
+    assert sqlite_cfg.lock_path == tmp_path / "state" / "feedsvc.sqlite.lock"
+
+
+def test_FEEDSVC_STATE_overrides_the_files_state(tmp_path: Path, monkeypatch) -> None:
+    path = write(tmp_path, '[feedsvc]\nstate = "state/x.sqlite"\n' + GOOD_TOPIC)
+    monkeypatch.setenv("FEEDSVC_STATE", PG)
+    assert load_config(path).state_url == PG
+    monkeypatch.setenv("FEEDSVC_STATE", "other/y.sqlite")  # a path, relative to the config file like `state`
+    assert load_config(path).state == tmp_path / "other" / "y.sqlite"
+    monkeypatch.setenv("FEEDSVC_STATE", "")
+    assert load_config(path).state == tmp_path / "state" / "x.sqlite"
+
+
+@pytest.mark.parametrize("url, problem", [
+    ("postgresql://feedsvc:s3cret@db:99999/feeds", "not a valid URL"),
+    ("postgresql://feedsvc:s3cret@db/feeds/more", "one database name"),
+    ("postgresql://feedsvc:s3cret@db/feeds#x", "fragment"),
+    ("postgresql://feedsvc:s3cret@db/feeds?sslmode", "option=value"),
+    ("mysql://feedsvc:s3cret@db/feeds", "a file path or a postgresql:// URL"),
+])
+def test_a_bad_state_url_is_one_line_naming_the_key_and_the_file(tmp_path: Path, monkeypatch, url: str,
+                                                                 problem: str) -> None:
+    monkeypatch.delenv("FEEDSVC_STATE", raising=False)
+    path = write(tmp_path, f'[feedsvc]\nstate = "{url}"\n' + GOOD_TOPIC)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: feedsvc.state: ") and problem in message and "s3cret" not in message
+    assert "\n" not in message
+    monkeypatch.setenv("FEEDSVC_STATE", url)
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, GOOD_TOPIC))
+    assert str(info.value).startswith(f"{path}: FEEDSVC_STATE") and "s3cret" not in str(info.value)
+
+
+def test_redact_url_hides_every_password() -> None:
+    from feedsvc.config import redact_url
+
+    assert redact_url("postgresql://u:p@h/d") == "postgresql://u:***@h/d"
+    assert redact_url("postgres://u@h:5/d?sslmode=require&password=p") == "postgres://u@h:5/d?sslmode=require&password=***"
+    assert redact_url("postgresql://h/d") == "postgresql://h/d"

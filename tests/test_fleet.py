@@ -75,10 +75,10 @@ def argv(cfg: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "feedsvc", "--config", str(cfg), *args]
 
 
-def test_two_workers_and_cron_share_one_postgresql(tmp_path, postgres_url):
+def test_two_workers_and_cron_share_one_postgresql(tmp_path, pg_url):
     sites = Sites()
     cfg = write_config(tmp_path, sites.urls)
-    env = {**os.environ, "FEEDSVC_STATE": postgres_url}
+    env = {**os.environ, "FEEDSVC_STATE": pg_url}
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
     workers = [subprocess.Popen(argv(cfg, "-v", "run"), cwd=tmp_path, env=env, stdout=log.open("wb"),
                                 stderr=subprocess.STDOUT) for log in logs]
@@ -154,14 +154,14 @@ def test_two_workers_and_cron_share_one_postgresql(tmp_path, postgres_url):
         assert len(feed.entries) >= 5
 
 
-def test_lease_is_claimed_once(tmp_path, postgres_url):
+def test_lease_is_claimed_once(tmp_path, pg_url):
     """Two fleets racing for the same due topics: each topic goes to exactly one of them."""
     from feedsvc.config import load_config
     from feedsvc.daemon import next_due
     from feedsvc.fleet import Fleet
 
     cfg = write_config(tmp_path, [f"http://127.0.0.1:9/t{n}" for n in range(TOPICS)])
-    os.environ["FEEDSVC_STATE"] = postgres_url
+    os.environ["FEEDSVC_STATE"] = pg_url
     try:
         config = load_config(cfg)
     finally:
@@ -185,14 +185,20 @@ def test_lease_is_claimed_once(tmp_path, postgres_url):
         claimed = got[a.name] + got[b.name]
         assert sorted(claimed) == sorted(ids)  # every due topic claimed, none twice
         assert a.holders(ids) == {t: (a.name if t in got[a.name] else b.name) for t in ids}
-        # not due any more once finished; a held one is not claimed by the other
+        # refreshed: not due again until their schedule says
         a.finish(got[a.name])
-        assert b.claim(ids, due_only=True) == []
-        assert sorted(b.claim(ids, due_only=False, limit=TOPICS)) == sorted(got[a.name])
-        # a lease that is not renewed expires and goes to the other fleet
-        b.abandon(got[b.name])
+        b.finish(got[b.name])
+        assert a.claim(ids, due_only=True) == [] and b.claim(ids, due_only=True) == []
+        # a refresh by hand takes them all, due or not; its heartbeat keeps them past the lease
+        assert sorted(b.claim(ids, due_only=False, limit=TOPICS)) == sorted(ids)
+        b.start_heartbeat()
         time.sleep(LEASE + 0.5)
-        assert sorted(a.claim(ids, due_only=False, limit=TOPICS)) == sorted(got[b.name])
+        assert a.claim(ids, due_only=False, limit=TOPICS) == []
+        # a lease no longer renewed (a stuck refresh, a dead worker) expires and goes to the other
+        stuck = ids[:5]
+        b.abandon(stuck)
+        time.sleep(LEASE + 1.5)
+        assert sorted(a.claim(ids, due_only=False, limit=TOPICS)) == sorted(stuck)
     finally:
         a.close()
         b.close()

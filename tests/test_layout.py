@@ -44,6 +44,7 @@ OWNERS: dict[str, set[str]] = {
     "feedgen": {"publish"},
     "apscheduler": {"daemon"},
     "sqlite3": {"store"},
+    "psycopg": {"store"},
     "tomlkit": {"configfile"},
     "htmldate": {"extract"},
     "trafilatura": {"extract"},

@@ -1,4 +1,6 @@
-"""Store on real SQLite files: schema and migrations, source state, ordering, pruning, persistence."""
+"""The Store on both backends, real ones: SQLite files and a PostgreSQL server (tests/pgserver.py).
+Schema and migrations, source state, ordering, pruning, persistence, groups; SQLite-only tests (the
+file, its pragmas) say so in their name."""
 
 from __future__ import annotations
 
@@ -6,13 +8,22 @@ import sqlite3
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from pathlib import Path
 
 from feedsvc import dedupe
 from feedsvc.errors import StoreError
 from feedsvc.model import Item, SourceState
-from feedsvc.store import MIGRATIONS, Store
+from feedsvc.store import MIGRATIONS, PG_MIGRATIONS, Store
 
 UTC = timezone.utc
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state(request, tmp_path) -> Path | str:
+    """Where a test's state is: a new SQLite file, or a new database on the test PostgreSQL server."""
+    if request.param == "sqlite":
+        return tmp_path / "s.db"
+    return request.getfixturevalue("pg_url")
 
 
 def item(summary: str, position: int = 0, published: datetime | None = None) -> Item:
@@ -37,7 +48,7 @@ def refresh(store: Store, items: list[Item], now: datetime, topic: str = "t") ->
     return plan
 
 
-def test_open_creates_folders_schema_and_wal(tmp_path):
+def test_sqlite_open_creates_folders_schema_and_wal(tmp_path):
     path = tmp_path / "deep" / "er" / "state.db"
     with Store.open(path) as store:
         assert store.schema_version == len(MIGRATIONS)
@@ -50,32 +61,42 @@ def test_open_creates_folders_schema_and_wal(tmp_path):
     conn.close()
 
 
-def test_reopen_keeps_data_and_does_not_migrate_again(tmp_path, now):
-    path = tmp_path / "s.db"
-    with Store.open(path) as store:
+def test_reopen_keeps_data_and_does_not_migrate_again(state, now):
+    with Store.open(state) as store:
         ids = [e.id for e in refresh(store, [item(t, i) for i, t in enumerate(STORIES)], now).new]
-    with Store.open(path) as store:
+    with Store.open(state) as store:
         assert [e.id for e in store.entries("t")] == ids
         assert not dedupe.plan([item(t, i) for i, t in enumerate(STORIES)], store, "t", now).new
 
 
-def test_a_newer_schema_is_refused(tmp_path):
-    path = tmp_path / "s.db"
-    conn = sqlite3.connect(path)
-    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
-    conn.close()
+def test_a_newer_schema_is_refused(state):
+    with Store.open(state) as store:
+        if isinstance(state, Path):
+            store._exec(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+        else:
+            store._exec("UPDATE schema_version SET version = ?", (len(PG_MIGRATIONS) + 1,))
     with pytest.raises(StoreError, match="newer"):
-        Store.open(path)
+        Store.open(state)
 
 
-def test_unopenable_path_is_a_store_error(tmp_path):
+def test_both_backends_have_the_same_schema_versions(state):
+    assert len(PG_MIGRATIONS) == len(MIGRATIONS)
+    with Store.open(state) as store:
+        assert store.schema_version == len(MIGRATIONS)
+        tables = {"entries", "entry_topics", "keys", "lsh", "sources", "rendered", "robots", "topic_versions",
+                  "articles"}
+        for table in tables:  # each there, and empty
+            assert store._exec(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
+
+
+def test_sqlite_unopenable_path_is_a_store_error(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(StoreError):
         Store.open(tmp_path / "file" / "s.db")
 
 
-def test_source_state_round_trip(tmp_path, now):
-    with Store.open(tmp_path / "s.db") as store:
+def test_source_state_round_trip(state, now):
+    with Store.open(state) as store:
         assert store.source_state("https://a.example/") == SourceState("https://a.example/")
         state = SourceState("https://a.example/", etag='"x"', last_modified="Tue, 20 Jan 2026 03:00:00 GMT",
                             last_success_at=now, last_failure_at=now - timedelta(hours=1),
@@ -89,18 +110,18 @@ def test_source_state_round_trip(tmp_path, now):
         assert got is not None and got.tzinfo is not None and got.utcoffset() == timedelta(0)
 
 
-def test_times_come_back_aware_utc_whatever_zone_went_in(tmp_path, now):
+def test_times_come_back_aware_utc_whatever_zone_went_in(state, now):
     tokyo = timezone(timedelta(hours=9))
     published = datetime(2025, 12, 25, 9, 0, tzinfo=tokyo)
-    with Store.open(tmp_path / "s.db") as store:
+    with Store.open(state) as store:
         refresh(store, [item(STORIES[0], published=published)], now.astimezone(tokyo))
         (e,) = store.entries("t")
         assert e.published == published and e.published.utcoffset() == timedelta(0)
         assert e.first_seen_at == now and e.first_seen_at.tzinfo is not None
 
 
-def test_entries_newest_first_by_date_then_position(tmp_path, now):
-    with Store.open(tmp_path / "s.db") as store:
+def test_entries_newest_first_by_date_then_position(state, now):
+    with Store.open(state) as store:
         items = [item(STORIES[0], 0, published=now - timedelta(days=3)), item(STORIES[1], 1),
                  item(STORIES[2], 2, published=now - timedelta(days=3)), item(STORIES[3], 3)]
         refresh(store, items, now)
@@ -110,9 +131,9 @@ def test_entries_newest_first_by_date_then_position(tmp_path, now):
         assert store.topic_entry_count("t") == 4 and store.entries("other") == []
 
 
-def test_prune_deletes_only_stories_unlisted_beyond_retention(tmp_path, now):
+def test_prune_deletes_only_stories_unlisted_beyond_retention(state, now):
     retention = timedelta(days=90)
-    with Store.open(tmp_path / "s.db") as store:
+    with Store.open(state) as store:
         first = refresh(store, [item(t, i) for i, t in enumerate(STORIES)], now - timedelta(days=200))
         old_id = {e.summary: e.id for e in first.new}
         # STORIES[0] is still listed, every day: it is old but must keep its id
@@ -128,10 +149,10 @@ def test_prune_deletes_only_stories_unlisted_beyond_retention(tmp_path, now):
         assert store.prune(now, retention) == 0
 
 
-def test_topic_version_moves_with_what_its_feed_shows_and_only_then(tmp_path, now):
+def test_topic_version_moves_with_what_its_feed_shows_and_only_then(state, now):
     """The version a refresh trusts to skip rendering: any change a reader sees moves it, whoever
     writes; seeing the same stories again does not."""
-    with Store.open(tmp_path / "s.db") as store:
+    with Store.open(state) as store:
         assert store.topic_version("t") == (0, 0)
         refresh(store, [item(t, i) for i, t in enumerate(STORIES[:3])], now)
         v1, listed = store.topic_version("t")
@@ -161,7 +182,7 @@ def test_topic_version_moves_with_what_its_feed_shows_and_only_then(tmp_path, no
         assert store.topic_version("other")[0] > v_other
 
 
-def test_topic_versions_are_built_for_a_store_from_before_them(tmp_path, now):
+def test_sqlite_topic_versions_are_built_for_a_store_from_before_them(tmp_path, now):
     path = tmp_path / "old.db"
     with Store.open(path) as store:
         refresh(store, [item(t, i) for i, t in enumerate(STORIES)], now)
@@ -175,8 +196,8 @@ def test_topic_versions_are_built_for_a_store_from_before_them(tmp_path, now):
         assert store.schema_version == len(MIGRATIONS) and store.topic_version("t") == (1, 4)
 
 
-def test_save_is_one_transaction(tmp_path, now):
-    with Store.open(tmp_path / "s.db") as store:
+def test_save_is_one_transaction(state, now):
+    with Store.open(state) as store:
         plan = dedupe.plan([item(t, i) for i, t in enumerate(STORIES)], store, "t", now)
         plan.texts.pop(plan.new[-1].id)  # a broken plan: the last entry cannot be written
         with pytest.raises(KeyError):
@@ -184,22 +205,20 @@ def test_save_is_one_transaction(tmp_path, now):
         assert store.entry_count() == 0 and store.topic_entry_count("t") == 0
 
 
-def test_replaced_text_moves_its_index_rows(tmp_path, now):
-    with Store.open(tmp_path / "s.db") as store:
+def test_replaced_text_moves_its_index_rows(state, now):
+    with Store.open(state) as store:
         refresh(store, [item(STORIES[0], 0)], now)
-        db = sqlite3.connect(tmp_path / "s.db")
-        rows_before = db.execute("SELECT count(*) FROM lsh").fetchone()[0]
+        rows_before = store._exec("SELECT count(*) FROM lsh").fetchone()[0]
         refresh(store, [item(STORIES[0] + "円相場の下落も輸出株を支えた。")], now + timedelta(hours=1))
-        assert db.execute("SELECT count(*) FROM lsh").fetchone()[0] == rows_before == dedupe.BANDS
-        assert db.execute("SELECT count(*) FROM keys").fetchone()[0] == 4  # two texts, two text keys
-        db.close()
+        assert store._exec("SELECT count(*) FROM lsh").fetchone()[0] == rows_before == dedupe.BANDS
+        assert store._exec("SELECT count(*) FROM keys").fetchone()[0] == 4  # two texts, two text keys
 
 
-def test_near_candidates_are_capped_on_templated_pages(tmp_path, now):
+def test_near_candidates_are_capped_on_templated_pages(state, now):
     """Summaries that differ only by their figures share bands with every stored one: a check stays bounded."""
     from feedsvc.store import NEAR_CANDIDATES
 
-    with Store.open(tmp_path / "s.sqlite") as store:
+    with Store.open(state) as store:
         for batch in range(4):
             refresh(store, [item(f"東京都で新たに{batch * 50 + i}人の感染を確認したと発表した。前の週の同じ曜日より減った。",
                                  position=i) for i in range(50)], now + timedelta(hours=batch), topic=f"t{batch}")
@@ -209,12 +228,12 @@ def test_near_candidates_are_capped_on_templated_pages(tmp_path, now):
         assert 0 < len(candidates) <= NEAR_CANDIDATES
 
 
-def test_near_candidates_of_a_batch_are_those_of_each_text_alone(tmp_path, now):
+def test_near_candidates_of_a_batch_are_those_of_each_text_alone(state, now):
     """One query for a page's texts picks, for each, what the per-text SQL ranking picked: the stories
     sharing the most buckets (ties by row number), NEAR_CANDIDATES at most, in row order."""
     from feedsvc.store import NEAR_CANDIDATES
 
-    with Store.open(tmp_path / "s.sqlite") as store:
+    with Store.open(state) as store:
         for batch in range(3):
             refresh(store, [item(f"東京都で新たに{batch * 50 + i}人の感染を確認したと発表した。前の週の同じ曜日より減った。",
                                  position=i) for i in range(50)], now + timedelta(hours=batch), topic=f"t{batch}")
@@ -226,20 +245,20 @@ def test_near_candidates_of_a_batch_are_those_of_each_text_alone(tmp_path, now):
         assert batch == [store.near_candidates([b])[0] for b in probes]
         for buckets, got in zip(probes, batch):
             marks = ",".join("?" * len(buckets))
-            expected = store._db.execute(
+            expected = store._exec(
                 "SELECT e.id, e.folded FROM entries e JOIN "
                 f"(SELECT n FROM lsh WHERE bucket IN ({marks}) GROUP BY n ORDER BY count(*) DESC, n LIMIT ?) c "
                 "ON e.n = c.n ORDER BY e.n", (*buckets, NEAR_CANDIDATES)).fetchall() if buckets else []
-            assert got == expected
+            assert got == [tuple(row) for row in expected]
         assert len(batch[0]) == NEAR_CANDIDATES and batch[1] and not batch[2] and not batch[3]
 
 
-def test_the_plans_text_caches_are_bounded_and_forgotten_on_request(tmp_path, now):
+def test_the_plans_text_caches_are_bounded_and_forgotten_on_request(state, now):
     """plan() keeps n-gram sets across plans (a stored story is checked again by later pages), but
     never more than TEXT_CACHE of them; forget_texts(), called when a refresh ends, empties them."""
     dedupe.forget_texts()
     texts = [f"記事{i}の要約です。内容はそれぞれ違います。番号{i}、{i * 7919}件。" for i in range(dedupe.TEXT_CACHE + 60)]
-    with Store.open(tmp_path / "s.sqlite") as store:
+    with Store.open(state) as store:
         refresh(store, [item(t, position=i) for i, t in enumerate(texts)], now)
         refresh(store, [item(t + "追記。") for t in texts[:40]], now, topic="other")
     assert 0 < dedupe.shingles.cache_info().currsize <= dedupe.TEXT_CACHE
@@ -248,23 +267,21 @@ def test_the_plans_text_caches_are_bounded_and_forgotten_on_request(tmp_path, no
     assert dedupe.shingles.cache_info().currsize == 0 and dedupe._figures.cache_info().currsize == 0
 
 
-def test_a_group_commits_its_saves_together(tmp_path, now):
+def test_a_group_commits_its_saves_together(state, now):
     """begin() ... commit(): the saves of several topics become durable at once, and not before."""
-    path = tmp_path / "s.db"
-    with Store.open(path) as store:
+    with Store.open(state) as store:
         store.begin()
         for topic, story in (("a", STORIES[0]), ("b", STORIES[1])):
             store.save(dedupe.plan([item(story)], store, topic, now), topic, now)
         assert store.in_group and store.entry_count() == 2  # this connection sees its own writes
-        other = sqlite3.connect(path)
-        assert other.execute("SELECT count(*) FROM entries").fetchone()[0] == 0  # nobody else does yet
-        store.commit()
-        assert other.execute("SELECT count(*) FROM entries").fetchone()[0] == 2
-        other.close()
+        with Store.open(state) as other:
+            assert other.entry_count() == 0  # nobody else does yet
+            store.commit()
+            assert other.entry_count() == 2
 
 
-def test_a_failed_save_in_a_group_undoes_only_itself(tmp_path, now):
-    with Store.open(tmp_path / "s.db") as store:
+def test_a_failed_save_in_a_group_undoes_only_itself(state, now):
+    with Store.open(state) as store:
         store.begin()
         store.save(dedupe.plan([item(STORIES[0])], store, "a", now), "a", now)
         broken = dedupe.plan([item(t, i) for i, t in enumerate(STORIES[1:])], store, "b", now)
@@ -276,15 +293,31 @@ def test_a_failed_save_in_a_group_undoes_only_itself(tmp_path, now):
         assert store.entry_count() == 1
 
 
-def test_a_group_never_committed_is_lost_whole(tmp_path, now):
+def test_a_group_never_committed_is_lost_whole(state, now):
     """A refresh killed mid-group: the state is as before the group, never half of it."""
-    path = tmp_path / "s.db"
-    with Store.open(path) as store:
+    with Store.open(state) as store:
         store.save(dedupe.plan([item(STORIES[0])], store, "a", now), "a", now)
         store.begin()
         store.save(dedupe.plan([item(STORIES[1])], store, "b", now), "b", now)
         store.save_source_state(SourceState("https://b.example/", etag='"v2"'))
     # closed without commit (what a SIGKILL leaves is the same: an uncommitted WAL tail)
-    with Store.open(path) as store:
+    with Store.open(state) as store:
         assert store.entry_count() == 1 and store.topic_entry_count("b") == 0
         assert store.source_state("https://b.example/").etag is None
+
+
+def test_migrate_state_copies_every_column_of_every_table(state):
+    """TABLES is what migrate-state copies: a migration that adds a table or a column must add it there."""
+    from feedsvc.store import TABLES
+
+    with Store.open(state) as store:
+        if isinstance(state, Path):
+            names = [r[0] for r in store._exec("SELECT name FROM sqlite_schema WHERE type = 'table'")]
+            columns = {t: {r[1] for r in store._exec(f"PRAGMA table_info({t})")} for t in names}
+        else:
+            columns = {}
+            for table, column in store._exec("SELECT table_name, column_name FROM information_schema.columns "
+                                             "WHERE table_schema = current_schema()"):
+                columns.setdefault(table, set()).add(column)
+            del columns["schema_version"]
+        assert columns == {t: {c.strip() for c in cols.split(",")} for t, cols in TABLES}
