@@ -203,6 +203,7 @@ class Daemon:
         self._running: set[str] = set()
         self._idle = threading.Condition()
         self.fleet: Any = None  # fleet.Fleet with a PostgreSQL state: topics are leased, not locked
+        self._polling = threading.Lock()  # held by the fleet job's claim-and-refresh loop
         self.scheduler = BackgroundScheduler(
             executors={"default": _DaemonThreadExecutor()},
             job_defaults={
@@ -285,8 +286,10 @@ class Daemon:
 
         self.fleet = Fleet(self.config, functools.partial(next_due, self.config))
         self.fleet.start_heartbeat()
+        # two instances: while one refreshes a batch, the next poll finds it busy and returns at once
+        # (with one, APScheduler would log a "skipped" warning every second of a long batch)
         self.scheduler.add_job(self.refresh_due, IntervalTrigger(seconds=POLL_SECONDS), id="fleet",
-                               name="refresh due topics", next_run_time=datetime.now(UTC))
+                               name="refresh due topics", next_run_time=datetime.now(UTC), max_instances=2)
         self.scheduler.start()
         log.info("fleet worker %s: %d topic(s), due ones claimed every %.0f s, leases of %d s",
                  self.fleet.name, len(self.config.topics), POLL_SECONDS, self.config.lease.total_seconds())
@@ -295,6 +298,14 @@ class Daemon:
         """The fleet job: claim due topics no other worker holds, refresh them together, let them go with
         their next due times; again while topics are due (a backlog is not left to the next poll).
         Never raises: the schedule goes on."""
+        if not self._polling.acquire(blocking=False):
+            return []  # the loop below is running: it claims again as soon as its batch is done
+        try:
+            return self._refresh_due()
+        finally:
+            self._polling.release()
+
+    def _refresh_due(self) -> list[RefreshResult]:
         done: list[RefreshResult] = []
         while not self.stopping.is_set():
             config = self.config  # a reload applies from the next batch

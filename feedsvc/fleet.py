@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from feedsvc.config import Config, TopicConfig
 from feedsvc.store import Store
@@ -70,9 +70,14 @@ class Fleet:
         now (or, without `initial`, when its schedule first says)."""
         now = now_utc()
         wanted = set(topic_ids)
-        first_due = {t.id: now if initial else self.next_due(t, now) for t in self.config.topics if t.id in wanted}
+        # "now" a minute back: a worker whose clock runs a little behind sees a new topic due too
+        first_due = {t.id: now - timedelta(minutes=1) if initial else self.next_due(t, now)
+                     for t in self.config.topics if t.id in wanted}
         with self._lock:
             self._store.ensure_topics(first_due)
+            if due_only:  # no more than a fair share of what is due: the other workers take the rest
+                due, alive = self._store.fleet_load(topic_ids, now, now - 2 * self.lease)
+                limit = min(limit, max(1, -(-due // max(alive, 1))))
             claimed = self._store.claim_topics(self.name, topic_ids, now, self.lease, limit=limit,
                                                due_only=due_only)
             for topic_id in claimed:

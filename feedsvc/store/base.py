@@ -603,6 +603,16 @@ class Store:
                              f"WHERE lease_holder = ? AND topic {self.ANY}", (worker, self._list(topic_ids)))
 
     @_mapped
+    def fleet_load(self, topic_ids: Sequence[str], now: datetime, alive_since: datetime) -> tuple[int, int]:
+        """(topics due now that nobody holds, workers seen since `alive_since`): a worker's fair share."""
+        at = _t(now)
+        due = self._exec(f"SELECT count(*) FROM topic_runs WHERE topic {self.ANY} AND next_due_at <= ? "
+                         "AND (lease_expires_at IS NULL OR lease_expires_at < ?)",
+                         (self._list(topic_ids), at, at)).fetchone()[0]
+        alive = self._exec("SELECT count(*) FROM workers WHERE seen_at >= ?", (_t(alive_since),)).fetchone()[0]
+        return int(due), int(alive)
+
+    @_mapped
     def topic_runs(self) -> list[TopicRun]:
         rows = self._exec("SELECT topic, next_due_at, lease_holder, lease_expires_at, last_started_at, "
                                 "last_finished_at, last_worker FROM topic_runs ORDER BY topic").fetchall()
