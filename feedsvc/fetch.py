@@ -372,7 +372,7 @@ class Fetcher:
         # Timeouts bound each socket read; a server dripping its *headers* a byte at a time defeats
         # them. The watchdog shuts the socket down at the deadline (plus a little grace, so that the
         # ordinary checks report first when they can).
-        watch = _Watch()
+        watch = _Watch(deadline.end)
         _tls.watch = watch
         self._watchdog.arm(remaining + 0.25, watch)
         try:
@@ -568,10 +568,10 @@ class Fetcher:
             if budget <= 0:
                 raise FetchError("timeout", f"robots.txt: the {self.timeout:g} s deadline was used up "
                                             f"before it could be asked ({robots_url})")
-            watch = _Watch()
+            started = time.monotonic()
+            watch = _Watch(started + budget)
             _tls.watch = watch
             self._watchdog.arm(budget, watch)
-            started = time.monotonic()
             body = bytearray()
 
             def too_slow() -> FetchError:
@@ -632,7 +632,8 @@ _tls = threading.local()
 class _Watch:
     """The socket a thread is waiting on, so that a timer can cut it off at the deadline."""
 
-    def __init__(self) -> None:
+    def __init__(self, end: float | None = None) -> None:
+        self.end = end  # monotonic time the request's deadline ends: DNS is waited for until then
         self.lock = threading.Lock()
         self.sock: socket.socket | None = None
         self.fired = False
@@ -746,8 +747,45 @@ def _non_public(ip: str) -> bool:
     return not addr.is_global or addr.is_multicast
 
 
-def _resolve(host: str, port: int) -> list[str]:
-    return [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+def _resolve(host: str, port: int, within: float | None = None) -> list[str]:
+    """The addresses of `host`, from one getaddrinfo, in its order (raises socket.gaierror as it does).
+
+    With `within`, the answer is waited for at most that many seconds, then FetchError("timeout"): the
+    lookup runs in a helper thread, because getaddrinfo itself cannot be cut off (a resolver that does
+    not answer holds it for its own timeouts and retries, 5 s x attempts x servers and more). The helper
+    is a daemon thread of its own, not a pool's: a lookup that hangs for ever must not hold up the exit
+    of the process, nor take a pooled thread from the lookups after it."""
+    literal = host.split("%", 1)[0]
+    try:
+        ipaddress.ip_address(literal)
+        return [host]  # an address already: nothing to ask
+    except ValueError:
+        pass
+
+    def lookup() -> list[str]:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return list(dict.fromkeys(str(info[4][0]) for info in infos))  # each address once, in order
+
+    if within is None:
+        return lookup()
+    answer: list[list[str] | BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            answer.append(lookup())
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            answer.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"feedsvc-dns-{host}"[:60], daemon=True).start()
+    if not done.wait(max(within, 0.0)):
+        raise FetchError("timeout", f"DNS: no answer for {host} within {max(within, 0.0):.3g} s")
+    result = answer[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def _refusal(host: str, port: int, ip: str) -> PrivateAddressError:
@@ -757,24 +795,33 @@ def _refusal(host: str, port: int, ip: str) -> PrivateAddressError:
 
 
 def _guarded_conn(conn: urllib3.connection.HTTPConnection, connect: Callable[[], socket.socket]) -> socket.socket:
-    """Open the connection's socket under the fetching thread's _Guard.
+    """Open the connection's socket: the name resolved once, within the request's deadline, under the
+    fetching thread's _Guard, and the socket connected to exactly the addresses that were checked.
 
-    Checked twice: the name's addresses before connecting (so a closed internal port cannot be told
-    from an open one: no port probe), and the address actually connected to (so a DNS answer that
-    changes between the two cannot get around the first check). Behind a proxy the peer is the proxy:
-    the proxy decides."""
+    DNS counts against the source's one deadline (_resolve waits for it at most what is left). The
+    addresses are checked before connecting (so a closed internal port cannot be told from an open
+    one: no port probe), and urllib3 is then handed those addresses, not the name: it would resolve
+    it again, and a second answer (DNS rebinding, a short TTL) could point somewhere unchecked. The
+    peer is checked once more after connecting. Behind a proxy the peer is the proxy: the proxy decides."""
     guard: _Guard | None = getattr(_tls, "guard", None)
+    watch: _Watch | None = getattr(_tls, "watch", None)
     host, port = (conn.host or "").strip("[]").lower(), int(conn.port or 80)
-    if guard is None or conn.proxy is not None or guard.trusts(host, port):
-        return connect()
+    name = conn._dns_host.strip("[]")  # with its trailing dot, if any: what DNS is asked
+    checked = guard is not None and conn.proxy is None and not guard.trusts(host, port)
     try:
-        addresses = _resolve(host, port)
-    except OSError:
-        addresses = []  # let the real connect report the DNS failure
-    bad = next((ip for ip in addresses if _non_public(ip)), None)
-    if bad is not None:
-        raise _refusal(host, port, bad)
-    sock = connect()
+        if watch is None or watch.end is None:  # not a Fetcher request (none is made without a watch)
+            addresses = _resolve(name, port) if checked else []
+        else:
+            addresses = _resolve(name, port, watch.end - time.monotonic())
+    except socket.gaierror as exc:  # as urllib3 reports it: "cannot reach host: Name or service not known"
+        raise urllib3.exceptions.NameResolutionError(conn.host, conn, exc) from exc
+    if checked:
+        bad = next((ip for ip in addresses if _non_public(ip)), None)
+        if bad is not None:
+            raise _refusal(host, port, bad)
+    sock = _connect_to(conn, addresses, connect) if addresses else connect()
+    if not checked:
+        return sock
     try:
         peer = sock.getpeername()[0]
     except OSError:
@@ -783,6 +830,26 @@ def _guarded_conn(conn: urllib3.connection.HTTPConnection, connect: Callable[[],
         sock.close()
         raise _refusal(host, port, peer)
     return sock
+
+
+def _connect_to(conn: urllib3.connection.HTTPConnection, addresses: Sequence[str],
+                connect: Callable[[], socket.socket]) -> socket.socket:
+    """urllib3's own connect (its timeouts, socket options and errors), to these addresses in turn.
+
+    Only the name it resolves is swapped for an address, for the moment of connecting: TLS (SNI,
+    the certificate's name) and the Host header still use the URL's host name."""
+    name = conn._dns_host
+    failure: Exception | None = None
+    for ip in addresses:
+        conn._dns_host = ip
+        try:
+            return connect()
+        except urllib3.exceptions.NewConnectionError as exc:  # refused, unreachable: the next address
+            failure = exc
+        finally:
+            conn._dns_host = name
+    assert failure is not None
+    raise failure
 
 
 def _check_reused(conn: urllib3.connection.HTTPConnection) -> None:
