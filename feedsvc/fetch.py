@@ -37,7 +37,7 @@ import urllib3.connectionpool
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
-from feedsvc import uri
+from feedsvc import abandon, uri
 from feedsvc.config import SourceConfig
 from feedsvc.decode import decode_body, media_type
 from feedsvc.errors import FetchError, PrivateAddressError, SourceError
@@ -51,6 +51,8 @@ ROBOTS_TIMEOUT = 10.0
 ROBOTS_MAX_BYTES = 512 * 1024  # what Google reads of a robots.txt
 CRAWL_DELAY_MAX = 60.0
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+MAX_WORKERS = 8  # hosts fetched at once
+MAX_RETRIES = 2
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
 
 
@@ -84,6 +86,31 @@ def parse_retry_after(value: str | None, date_header: str | None, now: datetime)
     if when.tzinfo is None or ref.tzinfo is None:
         return None
     return max(0.0, (when - ref).total_seconds())
+
+
+def time_bound(sources: Sequence[SourceConfig], *, timeout: float, host_delay: float,
+               host_delays: dict[str, float] | None = None, pages_per_source: int = 1,
+               max_retries: int = MAX_RETRIES, max_workers: int = MAX_WORKERS) -> float:
+    """How long Fetcher.fetch_many of these sources may take when every page uses its whole deadline:
+    what a `feedsvc run` job allows for fetching before it calls the job stuck (daemon.job_deadline).
+
+    A page's deadline covers everything it asks the server (robots.txt, DNS, redirects, retries); our
+    own pacing extends it: the host's gap before the page and before each retry (robots.txt is not
+    paced). One host's pages are fetched one after another, up to max_workers hosts at once, the
+    longest queues first, as fetch_many does. A Crawl-delay longer than the configured gap is not
+    known before the site is asked: the caller's margin covers it. Local files take no time here."""
+    delays = {k.lower(): v for k, v in (host_delays or {}).items()}
+    queues: dict[str, float] = {}
+    for source in sources:
+        if source.is_local:
+            continue
+        host = (urlsplit(source.url).hostname or "").lower()
+        page = timeout + delays.get(host, host_delay) * (1 + max_retries)
+        queues[host] = queues.get(host, 0.0) + pages_per_source * page
+    busy = [0.0] * min(max_workers, len(queues))  # when each fetching thread is free (a min-heap)
+    for queue_seconds in sorted(queues.values(), reverse=True):
+        heapq.heapreplace(busy, busy[0] + queue_seconds)  # the next queue goes to the first one free
+    return max(busy, default=0.0)
 
 
 @dataclass
@@ -122,7 +149,7 @@ class Fetcher:
 
     def __init__(self, *, user_agent: str, timeout: float = 30.0, max_bytes: int = 5_000_000,
                  host_delay: float = 1.0, host_delays: dict[str, float] | None = None,
-                 max_retries: int = 2, max_redirects: int = 5, max_workers: int = 8,
+                 max_retries: int = MAX_RETRIES, max_redirects: int = 5, max_workers: int = MAX_WORKERS,
                  robots: dict[str, RobotsTxt] | None = None, allow_private: bool = False,
                  source_urls: Sequence[str] = ()) -> None:
         self.user_agent = user_agent
@@ -167,8 +194,22 @@ class Fetcher:
         # Non-public addresses are for configured sources only (their own host:port), unless allowed
         self.allow_private = allow_private
         self.source_origins = frozenset(o for o in map(_host_port, source_urls) if o)
+        self._abandoned = False
+        abandon.on_abandon(self.abandon)  # inside a `feedsvc run` job: cut off if the job gets stuck
 
     # ------------------------------------------------------------------ lifecycle
+
+    def abandon(self) -> None:
+        """From another thread, for a refresh given up on (a daemon job stuck past its deadline):
+        every request in flight is cut off now (its socket shut down, as at its deadline), and no
+        request starts any more. Safe at any moment: a fetch only hands back pages, it writes nothing."""
+        self._abandoned = True
+        self._watchdog.fire_all()
+        self.close()
+
+    def _check_abandoned(self, url: str) -> None:
+        if self._abandoned:
+            raise FetchError("timeout", f"{url}: not asked, the refresh was abandoned (stuck past its deadline)")
 
     def close(self) -> None:
         self._watchdog.close()
@@ -365,6 +406,7 @@ class Fetcher:
 
     def _get_once(self, url: str, headers: dict[str, str], deadline: _Deadline,
                   now: datetime) -> str | tuple[int, dict[str, str], bytes]:
+        self._check_abandoned(url)
         remaining = deadline.remaining()
         if remaining <= 0:
             raise FetchError("timeout", f"the {self.timeout:g} s deadline was used up (robots.txt, redirects, "
@@ -563,6 +605,7 @@ class Fetcher:
         complete answer in time: a timeout error for the source. The watchdog bounds the whole
         answer, headers and body, whatever the server drips."""
         robots_url = f"{origin}/robots.txt"
+        self._check_abandoned(robots_url)
         with self._turn(robots_url, deadline, paced=False):
             budget = min(ROBOTS_TIMEOUT, deadline.remaining())
             if budget <= 0:
@@ -685,18 +728,32 @@ class _Watchdog:
 
     def arm(self, seconds: float, watch: _Watch) -> None:
         with self._cond:
-            heapq.heappush(self._heap, (time.monotonic() + seconds, next(self._order), watch))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="feedsvc-fetch-watchdog", daemon=True)
-                self._thread.start()
-            elif self._heap[0][2] is watch:
-                self._cond.notify()  # the new deadline is the nearest: wake up earlier
+            closed = self._closed  # only after Fetcher.abandon(): a request that slipped past its check
+            if not closed:
+                heapq.heappush(self._heap, (time.monotonic() + seconds, next(self._order), watch))
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="feedsvc-fetch-watchdog",
+                                                    daemon=True)
+                    self._thread.start()
+                elif self._heap[0][2] is watch:
+                    self._cond.notify()  # the new deadline is the nearest: wake up earlier
+        if closed:
+            watch.fire()
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
             self._heap.clear()
             self._cond.notify()
+
+    def fire_all(self) -> None:
+        """Cut off every request in flight now (Fetcher.abandon)."""
+        with self._cond:
+            due = [watch for _, _, watch in self._heap]
+            self._heap.clear()
+            self._cond.notify()
+        for watch in due:
+            watch.fire()
 
     def _run(self) -> None:
         while True:

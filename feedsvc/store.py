@@ -321,6 +321,12 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
+    def interrupt(self) -> None:
+        """From another thread (the daemon, giving up on a stuck refresh): stop the statement running
+        now; SQLite rolls back the transaction it was part of. (The refresh's own thread is stopped
+        when it next runs Python code, see abandon.py; its `with` blocks roll back what is left.)"""
+        self._db.interrupt()
+
     def __enter__(self) -> Store:
         return self
 

@@ -150,6 +150,20 @@ def test_a_dns_lookup_that_hangs_fails_the_source_at_its_deadline(http_server, h
     assert seconds < 1.5  # the other host is not kept waiting for the lookup
 
 
+def test_an_abandoned_fetcher_cuts_off_its_requests_at_once(slow_host, now):
+    # (what the daemon does to the fetcher of a refresh stuck past its deadline, from its own thread)
+    slow_host.route("/robots.txt", "User-agent: *\nAllow: /\n")
+    page = slow_host.route("/drip", handler=drip_body)
+    with Fetcher(user_agent=UA, timeout=30, host_delay=0) as f:
+        threading.Timer(0.5, f.abandon).start()
+        t0 = time.monotonic()
+        with pytest.raises(FetchError) as info:
+            f.fetch(SourceConfig(url=page), None, now=now)
+        assert info.value.kind == "timeout" and time.monotonic() - t0 < 3  # not the 30 s deadline
+        with pytest.raises(FetchError, match="not asked, the refresh was abandoned"):
+            f.fetch(SourceConfig(url=page), None, now=now)
+
+
 def two_topics(tmp_path: Path, http_server, slow_host, timeout: str) -> Path:
     quick = http_server.route("/quick", story_page("quick", range(1, 4)), headers={"Content-Type": "text/html"})
     slow_host.route("/robots.txt", handler=drip_body)
