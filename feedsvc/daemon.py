@@ -5,6 +5,10 @@ reschedule exactly the topics that changed. Each job calls the same `pipeline.re
 as `feedsvc refresh`, inside the same state lock, so a cron refresh beside the daemon
 waits for it (or gives up with exit code 3) instead of writing beside it.
 
+A job stuck past its deadline (job_deadline: its sources' fetch deadlines plus a margin) is
+abandoned by the daemon's watchdog thread, reported in one ERROR line, and the next jobs run:
+see Daemon._abandon for what is let go of and why that is safe.
+
 Signals are only queued by their handlers; the main thread acts on them (APScheduler's
 methods take locks, which a signal handler must not do). SIGHUP reloads the config,
 SIGTERM and SIGINT stop: running refreshes get a short grace period, then are abandoned.
@@ -14,7 +18,9 @@ store commits whole transactions only; the kernel drops the flock when the proce
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import gc
 import logging
 import os
 import queue
@@ -26,6 +32,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from apscheduler.executors.base import BaseExecutor, run_job
@@ -35,6 +42,7 @@ from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from feedsvc import abandon
 from feedsvc.config import Config, TopicConfig, describe_schedule, load_config
 from feedsvc.errors import FeedsvcError, LockedError
 from feedsvc.lock import StateLock
@@ -44,6 +52,10 @@ log = logging.getLogger(__name__)
 
 STOP_GRACE = 2.0  # seconds a running refresh may take to finish after SIGTERM before it is abandoned
 WORKER_TASKS = 1000  # pages (or feeds) a parse worker handles before the daemon replaces it
+# Seconds a job may take beyond fetching its pages before it is called stuck: parsing (a batch is cut
+# off at pipeline.PARSE_TIMEOUT, 60 s), saving, publishing, a site's Crawl-delay beyond its gap.
+JOB_MARGIN = 120.0
+UNWIND_WAIT = 1.0  # seconds an abandoned job's thread is given to unwind before its state lock is released
 RefreshFn = Callable[..., Sequence[RefreshResult]]
 
 # --------------------------------------------------------------------------- triggers
@@ -169,16 +181,125 @@ class _DaemonThreadExecutor(BaseExecutor):
     (max_instances is still enforced by BaseExecutor.submit_job.)
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._threads: dict[int, str] = {}  # thread id -> the job it runs, while it runs
+        self._counted_out: set[int] = set()  # threads of abandoned jobs, no longer an instance of theirs
+
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
         def target() -> None:
+            with self._lock:
+                self._threads[threading.get_ident()] = job.id
             try:
                 events = run_job(job, job._jobstore_alias, run_times, self._logger.name)
             except BaseException as exc:  # noqa: BLE001 - as APScheduler's own executors do
-                self._run_job_error(job.id, exc, exc.__traceback__)
+                outcome: Callable[[], None] = functools.partial(self._run_job_error, job.id, exc, exc.__traceback__)
             else:
-                self._run_job_success(job.id, events)
+                outcome = functools.partial(self._run_job_success, job.id, events)
+            with self._lock:
+                me = threading.get_ident()
+                del self._threads[me]
+                if me in self._counted_out:  # abandoned: its instance was counted out then
+                    self._counted_out.discard(me)
+                    return
+                outcome()  # (takes the same RLock)
 
         threading.Thread(target=target, name=f"feedsvc-{job.id}", daemon=True).start()
+
+    def count_out(self, job_id: str, thread_id: int) -> None:
+        """The job running in thread `thread_id` no longer counts against job_id's max_instances:
+        it was abandoned, and its next run must not be refused as "maximum number of running
+        instances reached". When the thread ends after all, it is not counted out twice."""
+        with self._lock:
+            if self._threads.get(thread_id) != job_id or thread_id in self._counted_out:
+                return  # not one of this executor's runs of the job (a test's direct call), or counted out
+            self._counted_out.add(thread_id)
+            if self._instances.get(job_id, 0) > 0:
+                self._instances[job_id] -= 1
+                if self._instances[job_id] == 0:
+                    del self._instances[job_id]
+
+
+# --------------------------------------------------------------------------- stuck jobs
+
+
+def batch_deadline(topics: Sequence[TopicConfig], config: Config, margin: float = JOB_MARGIN) -> float:
+    """job_deadline() of a fleet worker's batch: its topics' sources, fetched together."""
+    sources = {s.url: s for t in topics for s in t.sources}
+    return job_deadline(dataclasses.replace(topics[0], sources=tuple(sources.values())), config, margin)
+
+
+def job_deadline(topic: TopicConfig, config: Config, margin: float = JOB_MARGIN) -> float:
+    """Seconds a refresh of `topic` may hold the state lock before the daemon calls it stuck.
+
+    Its sources' pages each have the config's one deadline (robots.txt, DNS, redirects and retries
+    included), so fetching them is bounded (fetch.time_bound: hosts in parallel, a host's pages in
+    turn, with their pacing); with article pages, those too (article_limit a host). `margin` is for
+    the rest: parsing, saving, publishing. A refresh that is only slow stays well inside this; one
+    past it is waiting for something that is not coming (a parse that never returns, a bug)."""
+    from feedsvc.fetch import time_bound  # imported late, as pipeline is: it imports requests
+
+    bound = functools.partial(time_bound, timeout=config.timeout.total_seconds(),
+                              host_delay=config.host_delay.total_seconds(),
+                              host_delays={h: d.total_seconds() for h, d in config.hosts.items()})
+    seconds = bound(topic.sources)
+    readers = list({(urlsplit(s.url).hostname or "").lower(): s for s in topic.sources if s.article != "off"}.values())
+    if readers:  # article pages: at most article_limit a host (its sources' hosts), read after the listings
+        seconds += bound(readers, pages_per_source=config.article_limit)
+    return seconds + margin
+
+
+def _raise_in(thread_id: int, exc_type: type[BaseException] | None) -> None:
+    """Raise `exc_type` in another thread the next time it runs Python code (None: take back one
+    not yet raised). CPython's PyThreadState_SetAsyncExc: it cannot stop a thread blocked in C (a
+    socket, a lock, SQLite), but the moment that call returns, the thread unwinds."""
+    import ctypes
+
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id),
+                                               ctypes.py_object(exc_type) if exc_type is not None else None)
+
+
+class _Run:
+    """One run of a topic's job, as the watchdog sees it."""
+
+    def __init__(self, topic_id: str, deadline: float, *, job_id: str | None = None,
+                 topic_ids: Sequence[str] = ()) -> None:
+        self.topic_id = topic_id  # what the log names (a fleet batch: its topics, joined)
+        self.job_id = job_id or topic_id  # the APScheduler job it is an instance of
+        self.topic_ids = list(topic_ids) or [topic_id]
+        self.deadline = deadline  # seconds, counted from when it holds the state lock
+        self.thread_id = threading.get_ident()
+        self.thread = threading.current_thread()
+        self.scope = abandon.Scope()
+        self.lock: StateLock | None = None
+        self.started: float | None = None  # monotonic: when it got the state lock (waiting is not stuck)
+        self.finished = False
+        self.abandoned = False
+        self.guard = threading.Lock()  # finished/abandoned, and the state lock's one release
+
+    def overdue(self, now: float) -> float | None:
+        """Seconds until its deadline (negative: past it); None while it is not refreshing."""
+        started = self.started
+        return None if started is None else started + self.deadline - now
+
+    def release_lock(self) -> None:
+        """Release the state lock once, from whichever thread comes first (the job, or the watchdog).
+
+        Under the guard, which the watchdog holds to send Abandoned: so Abandoned is never sent while the
+        job's thread is inside StateLock.release, and cannot cut it off between forgetting the lock's
+        descriptor and closing it (that would hold the lock for the life of the process). One sent
+        earlier is raised before the job gets here; `self.lock` is cleared only once it is released."""
+        with self.guard:
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
+
+    def finish(self) -> None:
+        """The job's thread is done with the refresh: from now on it is never abandoned."""
+        with self.guard:
+            self.finished = True
+            if self.abandoned:
+                _raise_in(self.thread_id, None)  # an Abandoned sent but not yet raised: not any more
 
 
 # --------------------------------------------------------------------------- the daemon
@@ -188,24 +309,31 @@ class Daemon:
     """The scheduler, its jobs and the running config. `run()` adds signals and the main loop.
 
     `refresh` is `pipeline.refresh` unless a test passes another function with its signature.
+    `job_margin` is what a job may take beyond fetching before it is called stuck (job_deadline).
     """
 
     def __init__(self, config_path: Path, config: Config, *, initial_refresh: bool = True,
-                 lock_timeout: float = 600.0, refresh: RefreshFn | None = None) -> None:
+                 lock_timeout: float = 600.0, refresh: RefreshFn | None = None,
+                 job_margin: float = JOB_MARGIN) -> None:
         self.config_path = Path(config_path)
         self.config = config  # replaced whole on reload; a job reads it once when it starts
         self.initial_refresh = initial_refresh
         self.lock_timeout = lock_timeout
+        self.job_margin = job_margin
         self._refresh = refresh
         self._workers: Any = None  # pipeline.Workers, started by the first refresh that needs it
         self._workers_lock = threading.Lock()
         self.stopping = threading.Event()
-        self._running: set[str] = set()
+        self._runs: set[_Run] = set()  # the jobs running (an abandoned one no longer is)
+        self._stuck: list[_Run] = []  # abandoned runs, until their thread ends
         self._idle = threading.Condition()
         self.fleet: Any = None  # fleet.Fleet with a PostgreSQL state: topics are leased, not locked
         self._polling = threading.Lock()  # held by the fleet job's claim-and-refresh loop
+        self._wake = threading.Event()  # a run started its clock: the watchdog looks again
+        self._watchdog: threading.Thread | None = None
+        self._executor = _DaemonThreadExecutor()
         self.scheduler = BackgroundScheduler(
-            executors={"default": _DaemonThreadExecutor()},
+            executors={"default": self._executor},
             job_defaults={
                 "coalesce": True,  # runs missed while asleep or busy collapse into one
                 "max_instances": 1,  # never two refreshes of one topic at once
@@ -232,6 +360,8 @@ class Daemon:
         for topic in self.config.topics:
             self._add_job(topic, self.config, run_now=self.initial_refresh)
         self.scheduler.start()
+        self._watchdog = threading.Thread(target=self._watch, name="feedsvc-job-watchdog", daemon=True)
+        self._watchdog.start()
         for topic in self.config.topics:
             job = self.scheduler.get_job(topic.id)
             log.info("%s: scheduled %s, next refresh %s", topic.id, describe_schedule(topic),
@@ -242,39 +372,66 @@ class Daemon:
         if self.stopping.is_set():
             return None
         config = self.config
-        if config.topic(topic_id) is None:  # removed by a reload while this run was due
+        topic = config.topic(topic_id)
+        if topic is None:  # removed by a reload while this run was due
             return None
+        run = _Run(topic_id, job_deadline(topic, config, self.job_margin))
         with self._idle:
-            self._running.add(topic_id)
+            self._runs.add(run)
         try:
-            return self._refresh_locked(config, topic_id)
-        except LockedError as exc:
-            if self.stopping.is_set():
-                log.info("%s: refresh not started, stopping", topic_id)
+            try:
+                with abandon.scope(run.scope):
+                    return self._refresh_locked(config, topic_id, run)
+            finally:
+                run.finish()
+        except BaseException as exc:  # noqa: BLE001 - Abandoned is one, and is expected
+            if run.abandoned:  # reported when it was abandoned; whatever it ended with is no news
+                since = time.monotonic() - (run.started or time.monotonic())
+                log.info("%s: the abandoned refresh has ended, %.0fs after it started (%s)", topic_id, since,
+                         type(exc).__name__)
+            elif isinstance(exc, LockedError):
+                if self.stopping.is_set():
+                    log.info("%s: refresh not started, stopping", topic_id)
+                else:
+                    log.warning("%s: refresh skipped: %s", topic_id, exc)
+            elif isinstance(exc, FeedsvcError):
+                log.error("%s: refresh failed: %s", topic_id, exc, extra={"fields": {"topic": topic_id}})
+            elif isinstance(exc, Exception):  # a bug: keep the traceback, keep the schedule
+                log.exception("%s: refresh crashed (a bug; the schedule goes on)", topic_id,
+                              extra={"fields": {"topic": topic_id}})
             else:
-                log.warning("%s: refresh skipped: %s", topic_id, exc)
-        except FeedsvcError as exc:
-            log.error("%s: refresh failed: %s", topic_id, exc, extra={"fields": {"topic": topic_id}})
-        except Exception:  # a bug: keep the traceback, keep the schedule
-            log.exception("%s: refresh crashed (a bug; the schedule goes on)", topic_id,
-                          extra={"fields": {"topic": topic_id}})
+                raise
         finally:
             with self._idle:
-                self._running.discard(topic_id)
+                self._runs.discard(run)
+                if run in self._stuck:
+                    self._stuck.remove(run)
                 self._idle.notify_all()
+            if run.abandoned:
+                # Abandoned may have landed inside a cleanup (a `with` block's exit) and cut it short: what
+                # it would have closed is garbage now, in reference cycles (exceptions and their frames).
+                # Collected here, in the thread that opened it: a store's connection closes and rolls back
+                # its open transaction, releasing SQLite's write lock for the refreshes after it.
+                gc.collect()
             release_memory()
         return None
 
-    def _refresh_locked(self, config: Config, topic_id: str) -> RefreshResult | None:
+    def _refresh_locked(self, config: Config, topic_id: str, run: _Run) -> RefreshResult | None:
         refresh = self._pipeline_refresh()
         asked = time.monotonic()
-        with StateLock(config.lock_path, timeout=self.lock_timeout, who=f"feedsvc run, topic {topic_id}",
-                       cancel=self.stopping):
-            started = time.monotonic()
+        with run.guard:
+            run.lock = StateLock(config.lock_path, timeout=self.lock_timeout, who=f"feedsvc run, topic {topic_id}",
+                                 cancel=self.stopping)
+        try:
+            run.lock.acquire()
+            started = run.started = time.monotonic()  # the clock of its deadline starts
+            self._wake.set()
             if started - asked > 1:
                 log.info("%s: waited %.1fs for the state lock", topic_id, started - asked)
             results = refresh(config, [topic_id], now=datetime.now(UTC))
             seconds = time.monotonic() - started
+        finally:
+            run.release_lock()  # (unless the watchdog has released it already)
         for result in results:
             log_result(result, result.seconds or seconds)
         return results[0] if results else None
@@ -291,6 +448,8 @@ class Daemon:
         self.scheduler.add_job(self.refresh_due, IntervalTrigger(seconds=POLL_SECONDS), id="fleet",
                                name="refresh due topics", next_run_time=datetime.now(UTC), max_instances=2)
         self.scheduler.start()
+        self._watchdog = threading.Thread(target=self._watch, name="feedsvc-job-watchdog", daemon=True)
+        self._watchdog.start()
         log.info("fleet worker %s: %d topic(s), due ones claimed every %.0f s, leases of %d s",
                  self.fleet.name, len(self.config.topics), POLL_SECONDS, self.config.lease.total_seconds())
 
@@ -298,12 +457,13 @@ class Daemon:
         """The fleet job: claim due topics no other worker holds, refresh them together, let them go with
         their next due times; again while topics are due (a backlog is not left to the next poll).
         Never raises: the schedule goes on."""
-        if not self._polling.acquire(blocking=False):
+        polling = self._polling  # (replaced when a batch is abandoned: its thread may never let go)
+        if not polling.acquire(blocking=False):
             return []  # the loop below is running: it claims again as soon as its batch is done
         try:
             return self._refresh_due()
         finally:
-            self._polling.release()
+            polling.release()
 
     def _refresh_due(self) -> list[RefreshResult]:
         done: list[RefreshResult] = []
@@ -318,20 +478,11 @@ class Daemon:
                                        initial=self.initial_refresh) as claimed:
                     if not claimed:
                         return done
-                    with self._idle:
-                        self._running.update(claimed)
-                    try:
-                        results = self._pipeline_refresh()(config, claimed, now=datetime.now(UTC))
-                    except FeedsvcError as exc:
-                        log.error("%s: refresh failed: %s", ", ".join(claimed), exc)
-                    except Exception:  # a bug: keep the traceback, keep the schedule
-                        log.exception("%s: refresh crashed (a bug; the schedule goes on)", ", ".join(claimed))
-                    finally:
-                        with self._idle:
-                            self._running.difference_update(claimed)
-                            self._idle.notify_all()
+                    results = self._refresh_batch(config, claimed)
             except FeedsvcError as exc:  # the state itself: claiming or letting go failed
                 log.error("fleet: %s", exc)
+                return done
+            except abandon.Abandoned:  # reported when it was abandoned; its leases were let go on the way out
                 return done
             finally:
                 release_memory()
@@ -339,6 +490,39 @@ class Daemon:
                 log_result(result, result.seconds or 0.0)
             done += results
         return done
+
+    def _refresh_batch(self, config: Config, claimed: list[str]) -> Sequence[RefreshResult]:
+        """Refresh the claimed topics under the watchdog, as refresh_topic does one topic: past the batch's
+        deadline it is abandoned, and its leases are no longer renewed (fleet.abandon), so that they expire
+        and another worker takes the topics."""
+        topics = [t for t in config.topics if t.id in set(claimed)]
+        run = _Run(", ".join(claimed), batch_deadline(topics, config, self.job_margin), job_id="fleet",
+                   topic_ids=claimed)
+        run.started = time.monotonic()  # no state lock to wait for: the clock starts now
+        with self._idle:
+            self._runs.add(run)
+        self._wake.set()
+        try:
+            try:
+                with abandon.scope(run.scope):
+                    return self._pipeline_refresh()(config, claimed, now=datetime.now(UTC))
+            finally:
+                run.finish()
+        except FeedsvcError as exc:
+            log.error("%s: refresh failed: %s", run.topic_id, exc)
+        except abandon.Abandoned:
+            raise
+        except Exception:  # a bug: keep the traceback, keep the schedule
+            log.exception("%s: refresh crashed (a bug; the schedule goes on)", run.topic_id)
+        finally:
+            with self._idle:
+                self._runs.discard(run)
+                if run in self._stuck:
+                    self._stuck.remove(run)
+                self._idle.notify_all()
+            if run.abandoned:
+                gc.collect()  # as in refresh_topic: what a cut-short cleanup left open
+        return []
 
     def _pipeline_refresh(self) -> RefreshFn:
         if self._refresh is not None:
@@ -354,7 +538,70 @@ class Daemon:
 
     def running(self) -> set[str]:
         with self._idle:
-            return set(self._running)
+            return {run.topic_id for run in self._runs}
+
+    # -- stuck jobs
+
+    def _watch(self) -> None:
+        """The watchdog: abandons each run still refreshing past its deadline."""
+        while not self.stopping.is_set():
+            self._wake.clear()
+            now = time.monotonic()
+            with self._idle:
+                runs = list(self._runs)
+            wait = 60.0
+            for run in runs:
+                left = run.overdue(now)
+                if left is None:
+                    continue
+                if left <= 0:
+                    self._abandon(run)
+                else:
+                    wait = min(wait, left)
+            self._wake.wait(wait + 0.05)
+
+    def _abandon(self, run: _Run) -> None:
+        """Give up on a run stuck past its deadline, so that the next jobs run: its topic's and the others'.
+
+        Its thread cannot be killed, so it is stopped where Python can, and what it holds is let go of:
+        1. Abandoned is raised in its thread the moment it runs Python code again, so it never goes on
+           to commit or publish what it was doing (a BaseException: no `except Exception` swallows it).
+           Its `with` blocks unwind as for any error: the store rolls back and closes, temp files go
+           (and what a cleanup cut short by Abandoned left open is collected when the thread ends).
+        2. Its store's running statement is interrupted and its fetchers' requests are cut off
+           (abandon.Scope), so that a thread blocked in SQLite or on a socket gets back to Python, to 1.
+        3. After UNWIND_WAIT for that, the state lock is released, blocked or not. Safe because the lock
+           only keeps two writers apart, and this one can no longer write: feeds are written to a temp
+           file and renamed (a rename is whole or not at all), and the store commits whole transactions
+           only; an interrupted one is rolled back by SQLite, and one left open by a thread still blocked
+           in C keeps SQLite's own write lock, so a later refresh waits (busy timeout) and fails with a
+           store error instead of writing beside it.
+        4. Its job instance is counted out, so that APScheduler (max_instances = 1) runs the topic again.
+        """
+        with run.guard:
+            if run.finished or run.abandoned:
+                return
+            run.abandoned = True
+            _raise_in(run.thread_id, abandon.Abandoned)
+        with self._idle:
+            self._runs.discard(run)  # stop() does not wait for it
+            self._stuck.append(run)
+        started = run.started or time.monotonic()
+        seconds = time.monotonic() - started
+        log.error("%s: refresh stuck for %.0fs, past its %.0fs deadline: abandoned (nothing it did after its "
+                  "last commit is kept); the state lock goes to the next refreshes", run.topic_id, seconds,
+                  run.deadline, extra={"fields": {"topic": run.topic_id, "stuck_s": round(seconds, 1),
+                                                  "deadline_s": round(run.deadline, 1)}})
+        if self.fleet is not None:  # its leases expire: another worker (or this one's next poll) takes them
+            self.fleet.abandon(run.topic_ids)
+            self._polling = threading.Lock()
+        run.scope.abandon()
+        run.thread.join(UNWIND_WAIT)
+        if run.thread.is_alive():
+            log.warning("%s: the abandoned refresh is blocked where Python cannot stop it; its thread is left "
+                        "behind, and stops when it next runs Python code", run.topic_id)
+        run.release_lock()
+        self._executor.count_out(run.job_id, run.thread_id)
 
     # -- reload and stop
 
@@ -399,13 +646,16 @@ class Daemon:
     def stop(self, grace: float = STOP_GRACE) -> set[str]:
         """Stop scheduling; give running refreshes `grace` seconds; return those abandoned."""
         self.stopping.set()  # also ends any wait for the state lock
+        self._wake.set()  # and the watchdog
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         deadline = time.monotonic() + grace
         with self._idle:
-            while self._running and (left := deadline - time.monotonic()) > 0:
+            while self._runs and (left := deadline - time.monotonic()) > 0:
                 self._idle.wait(left)
-            abandoned = set(self._running)
+            abandoned = {run.topic_id for run in self._runs}
+            # a run abandoned earlier whose thread is still blocked: the process must not wait for it
+            abandoned |= {run.topic_id for run in self._stuck if run.thread.is_alive()}
         if self.fleet is not None:
             self.fleet.close()  # every lease let go: another worker takes the topics at once
         if abandoned:

@@ -37,7 +37,7 @@ import urllib3.connectionpool
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
-from feedsvc import uri
+from feedsvc import abandon, uri
 from feedsvc.config import SourceConfig
 from feedsvc.decode import decode_body, media_type
 from feedsvc.errors import FetchError, PrivateAddressError, SourceError
@@ -51,6 +51,8 @@ ROBOTS_TIMEOUT = 10.0
 ROBOTS_MAX_BYTES = 512 * 1024  # what Google reads of a robots.txt
 CRAWL_DELAY_MAX = 60.0
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+MAX_WORKERS = 8  # hosts fetched at once
+MAX_RETRIES = 2
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
 
 
@@ -84,6 +86,31 @@ def parse_retry_after(value: str | None, date_header: str | None, now: datetime)
     if when.tzinfo is None or ref.tzinfo is None:
         return None
     return max(0.0, (when - ref).total_seconds())
+
+
+def time_bound(sources: Sequence[SourceConfig], *, timeout: float, host_delay: float,
+               host_delays: dict[str, float] | None = None, pages_per_source: int = 1,
+               max_retries: int = MAX_RETRIES, max_workers: int = MAX_WORKERS) -> float:
+    """How long Fetcher.fetch_many of these sources may take when every page uses its whole deadline:
+    what a `feedsvc run` job allows for fetching before it calls the job stuck (daemon.job_deadline).
+
+    A page's deadline covers everything it asks the server (robots.txt, DNS, redirects, retries); our
+    own pacing extends it: the host's gap before the page and before each retry (robots.txt is not
+    paced). One host's pages are fetched one after another, up to max_workers hosts at once, the
+    longest queues first, as fetch_many does. A Crawl-delay longer than the configured gap is not
+    known before the site is asked: the caller's margin covers it. Local files take no time here."""
+    delays = {k.lower(): v for k, v in (host_delays or {}).items()}
+    queues: dict[str, float] = {}
+    for source in sources:
+        if source.is_local:
+            continue
+        host = (urlsplit(source.url).hostname or "").lower()
+        page = timeout + delays.get(host, host_delay) * (1 + max_retries)
+        queues[host] = queues.get(host, 0.0) + pages_per_source * page
+    busy = [0.0] * min(max_workers, len(queues))  # when each fetching thread is free (a min-heap)
+    for queue_seconds in sorted(queues.values(), reverse=True):
+        heapq.heapreplace(busy, busy[0] + queue_seconds)  # the next queue goes to the first one free
+    return max(busy, default=0.0)
 
 
 @dataclass
@@ -122,7 +149,7 @@ class Fetcher:
 
     def __init__(self, *, user_agent: str, timeout: float = 30.0, max_bytes: int = 5_000_000,
                  host_delay: float = 1.0, host_delays: dict[str, float] | None = None,
-                 max_retries: int = 2, max_redirects: int = 5, max_workers: int = 8,
+                 max_retries: int = MAX_RETRIES, max_redirects: int = 5, max_workers: int = MAX_WORKERS,
                  robots: dict[str, RobotsTxt] | None = None, allow_private: bool = False,
                  source_urls: Sequence[str] = (), reserve: Callable[[str, float], float] | None = None) -> None:
         self.user_agent = user_agent
@@ -170,8 +197,22 @@ class Fetcher:
         # With workers on several machines, a host's gap is the fleet's: `reserve(host, gap)` books the
         # next request slot in the shared state and says how long to wait for it (0: none).
         self.reserve = reserve
+        self._abandoned = False
+        abandon.on_abandon(self.abandon)  # inside a `feedsvc run` job: cut off if the job gets stuck
 
     # ------------------------------------------------------------------ lifecycle
+
+    def abandon(self) -> None:
+        """From another thread, for a refresh given up on (a daemon job stuck past its deadline):
+        every request in flight is cut off now (its socket shut down, as at its deadline), and no
+        request starts any more. Safe at any moment: a fetch only hands back pages, it writes nothing."""
+        self._abandoned = True
+        self._watchdog.fire_all()
+        self.close()
+
+    def _check_abandoned(self, url: str) -> None:
+        if self._abandoned:
+            raise FetchError("timeout", f"{url}: not asked, the refresh was abandoned (stuck past its deadline)")
 
     def close(self) -> None:
         self._watchdog.close()
@@ -373,6 +414,7 @@ class Fetcher:
 
     def _get_once(self, url: str, headers: dict[str, str], deadline: _Deadline,
                   now: datetime) -> str | tuple[int, dict[str, str], bytes]:
+        self._check_abandoned(url)
         remaining = deadline.remaining()
         if remaining <= 0:
             raise FetchError("timeout", f"the {self.timeout:g} s deadline was used up (robots.txt, redirects, "
@@ -380,7 +422,7 @@ class Fetcher:
         # Timeouts bound each socket read; a server dripping its *headers* a byte at a time defeats
         # them. The watchdog shuts the socket down at the deadline (plus a little grace, so that the
         # ordinary checks report first when they can).
-        watch = _Watch()
+        watch = _Watch(deadline.end)
         _tls.watch = watch
         self._watchdog.arm(remaining + 0.25, watch)
         try:
@@ -571,15 +613,16 @@ class Fetcher:
         complete answer in time: a timeout error for the source. The watchdog bounds the whole
         answer, headers and body, whatever the server drips."""
         robots_url = f"{origin}/robots.txt"
+        self._check_abandoned(robots_url)
         with self._turn(robots_url, deadline, paced=False):
             budget = min(ROBOTS_TIMEOUT, deadline.remaining())
             if budget <= 0:
                 raise FetchError("timeout", f"robots.txt: the {self.timeout:g} s deadline was used up "
                                             f"before it could be asked ({robots_url})")
-            watch = _Watch()
+            started = time.monotonic()
+            watch = _Watch(started + budget)
             _tls.watch = watch
             self._watchdog.arm(budget, watch)
-            started = time.monotonic()
             body = bytearray()
 
             def too_slow() -> FetchError:
@@ -640,7 +683,8 @@ _tls = threading.local()
 class _Watch:
     """The socket a thread is waiting on, so that a timer can cut it off at the deadline."""
 
-    def __init__(self) -> None:
+    def __init__(self, end: float | None = None) -> None:
+        self.end = end  # monotonic time the request's deadline ends: DNS is waited for until then
         self.lock = threading.Lock()
         self.sock: socket.socket | None = None
         self.fired = False
@@ -692,18 +736,32 @@ class _Watchdog:
 
     def arm(self, seconds: float, watch: _Watch) -> None:
         with self._cond:
-            heapq.heappush(self._heap, (time.monotonic() + seconds, next(self._order), watch))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="feedsvc-fetch-watchdog", daemon=True)
-                self._thread.start()
-            elif self._heap[0][2] is watch:
-                self._cond.notify()  # the new deadline is the nearest: wake up earlier
+            closed = self._closed  # only after Fetcher.abandon(): a request that slipped past its check
+            if not closed:
+                heapq.heappush(self._heap, (time.monotonic() + seconds, next(self._order), watch))
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="feedsvc-fetch-watchdog",
+                                                    daemon=True)
+                    self._thread.start()
+                elif self._heap[0][2] is watch:
+                    self._cond.notify()  # the new deadline is the nearest: wake up earlier
+        if closed:
+            watch.fire()
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
             self._heap.clear()
             self._cond.notify()
+
+    def fire_all(self) -> None:
+        """Cut off every request in flight now (Fetcher.abandon)."""
+        with self._cond:
+            due = [watch for _, _, watch in self._heap]
+            self._heap.clear()
+            self._cond.notify()
+        for watch in due:
+            watch.fire()
 
     def _run(self) -> None:
         while True:
@@ -754,8 +812,45 @@ def _non_public(ip: str) -> bool:
     return not addr.is_global or addr.is_multicast
 
 
-def _resolve(host: str, port: int) -> list[str]:
-    return [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+def _resolve(host: str, port: int, within: float | None = None) -> list[str]:
+    """The addresses of `host`, from one getaddrinfo, in its order (raises socket.gaierror as it does).
+
+    With `within`, the answer is waited for at most that many seconds, then FetchError("timeout"): the
+    lookup runs in a helper thread, because getaddrinfo itself cannot be cut off (a resolver that does
+    not answer holds it for its own timeouts and retries, 5 s x attempts x servers and more). The helper
+    is a daemon thread of its own, not a pool's: a lookup that hangs for ever must not hold up the exit
+    of the process, nor take a pooled thread from the lookups after it."""
+    literal = host.split("%", 1)[0]
+    try:
+        ipaddress.ip_address(literal)
+        return [host]  # an address already: nothing to ask
+    except ValueError:
+        pass
+
+    def lookup() -> list[str]:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return list(dict.fromkeys(str(info[4][0]) for info in infos))  # each address once, in order
+
+    if within is None:
+        return lookup()
+    answer: list[list[str] | BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            answer.append(lookup())
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            answer.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"feedsvc-dns-{host}"[:60], daemon=True).start()
+    if not done.wait(max(within, 0.0)):
+        raise FetchError("timeout", f"DNS: no answer for {host} within {max(within, 0.0):.3g} s")
+    result = answer[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def _refusal(host: str, port: int, ip: str) -> PrivateAddressError:
@@ -765,24 +860,33 @@ def _refusal(host: str, port: int, ip: str) -> PrivateAddressError:
 
 
 def _guarded_conn(conn: urllib3.connection.HTTPConnection, connect: Callable[[], socket.socket]) -> socket.socket:
-    """Open the connection's socket under the fetching thread's _Guard.
+    """Open the connection's socket: the name resolved once, within the request's deadline, under the
+    fetching thread's _Guard, and the socket connected to exactly the addresses that were checked.
 
-    Checked twice: the name's addresses before connecting (so a closed internal port cannot be told
-    from an open one: no port probe), and the address actually connected to (so a DNS answer that
-    changes between the two cannot get around the first check). Behind a proxy the peer is the proxy:
-    the proxy decides."""
+    DNS counts against the source's one deadline (_resolve waits for it at most what is left). The
+    addresses are checked before connecting (so a closed internal port cannot be told from an open
+    one: no port probe), and urllib3 is then handed those addresses, not the name: it would resolve
+    it again, and a second answer (DNS rebinding, a short TTL) could point somewhere unchecked. The
+    peer is checked once more after connecting. Behind a proxy the peer is the proxy: the proxy decides."""
     guard: _Guard | None = getattr(_tls, "guard", None)
+    watch: _Watch | None = getattr(_tls, "watch", None)
     host, port = (conn.host or "").strip("[]").lower(), int(conn.port or 80)
-    if guard is None or conn.proxy is not None or guard.trusts(host, port):
-        return connect()
+    name = conn._dns_host.strip("[]")  # with its trailing dot, if any: what DNS is asked
+    checked = guard is not None and conn.proxy is None and not guard.trusts(host, port)
     try:
-        addresses = _resolve(host, port)
-    except OSError:
-        addresses = []  # let the real connect report the DNS failure
-    bad = next((ip for ip in addresses if _non_public(ip)), None)
-    if bad is not None:
-        raise _refusal(host, port, bad)
-    sock = connect()
+        if watch is None or watch.end is None:  # not a Fetcher request (none is made without a watch)
+            addresses = _resolve(name, port) if checked else []
+        else:
+            addresses = _resolve(name, port, watch.end - time.monotonic())
+    except socket.gaierror as exc:  # as urllib3 reports it: "cannot reach host: Name or service not known"
+        raise urllib3.exceptions.NameResolutionError(conn.host, conn, exc) from exc
+    if checked:
+        bad = next((ip for ip in addresses if _non_public(ip)), None)
+        if bad is not None:
+            raise _refusal(host, port, bad)
+    sock = _connect_to(conn, addresses, connect) if addresses else connect()
+    if not checked:
+        return sock
     try:
         peer = sock.getpeername()[0]
     except OSError:
@@ -791,6 +895,26 @@ def _guarded_conn(conn: urllib3.connection.HTTPConnection, connect: Callable[[],
         sock.close()
         raise _refusal(host, port, peer)
     return sock
+
+
+def _connect_to(conn: urllib3.connection.HTTPConnection, addresses: Sequence[str],
+                connect: Callable[[], socket.socket]) -> socket.socket:
+    """urllib3's own connect (its timeouts, socket options and errors), to these addresses in turn.
+
+    Only the name it resolves is swapped for an address, for the moment of connecting: TLS (SNI,
+    the certificate's name) and the Host header still use the URL's host name."""
+    name = conn._dns_host
+    failure: Exception | None = None
+    for ip in addresses:
+        conn._dns_host = ip
+        try:
+            return connect()
+        except urllib3.exceptions.NewConnectionError as exc:  # refused, unreachable: the next address
+            failure = exc
+        finally:
+            conn._dns_host = name
+    assert failure is not None
+    raise failure
 
 
 def _check_reused(conn: urllib3.connection.HTTPConnection) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from feedsvc import __version__, dedupe, publish, websub
+from feedsvc import __version__, abandon, dedupe, publish, websub
 from feedsvc.config import Config, Selectors, SourceConfig, TopicConfig
 from feedsvc.errors import SourceError, UsageError
 from feedsvc.fetch import Fetcher, next_try_at
@@ -107,6 +107,7 @@ def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: date
     with ExitStack() as stack:
         stack.callback(dedupe.forget_texts)  # the plans' text caches serve this refresh only
         store = stack.enter_context(Store.open(config.state))
+        abandon.on_abandon(store.interrupt)  # a `feedsvc run` job stuck past its deadline lets go of it
         restored = restore_lost_state(config, store, now)
         wanted = workers_for(topics)
         if workers is None or wanted == 1:

@@ -404,6 +404,134 @@ def test_run_in_the_main_thread_reloads_on_sighup_and_exits_0_on_sigterm(tmp_pat
         pass
 
 
+# --------------------------------------------------------------------------- a job stuck past its deadline
+
+
+def test_the_job_deadline_is_the_sources_fetch_deadlines_plus_a_margin(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "config.toml", [
+        {"id": "one", "title": "One", "sources": [{"url": "https://a.example/1"}]},
+        {"id": "queue", "title": "Queue", "sources": [{"url": "https://a.example/1"}, {"url": "https://a.example/2"},
+                                                     {"url": "https://b.example/1"}]},
+        {"id": "articles", "title": "Articles", "article": "meta", "sources": [{"url": "https://a.example/1"}]},
+    ], timeout="10s", host_delay="1s", article_limit=3)
+    config = load_config(path)
+    page = 10 + 1 * 3  # its deadline, plus the host's gap before the page and each of two retries
+    assert daemon_mod.job_deadline(config.topic("one"), config, margin=5) == page + 5
+    # a host's pages one after another, the hosts side by side: a.example's queue is the longer
+    assert daemon_mod.job_deadline(config.topic("queue"), config, margin=0) == 2 * page
+    # article pages: article_limit of them on the source's host, after the listing
+    assert daemon_mod.job_deadline(config.topic("articles"), config, margin=0) == page + 3 * page
+    assert daemon_mod.job_deadline(config.topic("one"), config) == page + daemon_mod.JOB_MARGIN
+
+
+def abandoned_lines(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if "refresh stuck for" in r.getMessage()]
+
+
+FOREVER = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"
+
+
+@pytest.mark.parametrize("hang", ["python", "sqlite"])
+def test_a_stuck_refresh_is_abandoned_once_and_the_next_ones_run(tmp_path: Path, http_server, caplog,
+                                                                 hang: str) -> None:
+    """The stuck topic's first refresh never returns: it opened the store, took SQLite's write lock
+    (as a save group does) and then loops in Python (a parse that never returns) or runs an SQLite
+    statement that never ends (blocked in C: only Store.interrupt gets it out). It holds the state
+    lock too. At its deadline it is abandoned: one ERROR line; its thread unwinds (its transaction
+    rolls back); the healthy topic's real refreshes write its feed on schedule; the stuck topic runs
+    again."""
+    from feedsvc import abandon, pipeline
+    from feedsvc.store import Store
+
+    caplog.set_level(logging.INFO)
+    healthy_url = serve_stories(http_server, "/healthy", [1, 2])
+    stuck_url = serve_stories(http_server, "/stuck", [5, 6])
+    path = write_config(tmp_path / "config.toml", [live_topic("stuck", stuck_url), live_topic("healthy", healthy_url)],
+                        timeout="1s", host_delay="0s")
+    inside = threading.Event()
+    calls: list[str] = []
+
+    def refresh(config: Any, topic_ids: list[str], *, now: datetime) -> Any:
+        calls.append(topic_ids[0])
+        if topic_ids == ["stuck"] and calls.count("stuck") == 1:
+            with Store.open(config.state) as store:
+                abandon.on_abandon(store.interrupt)  # as pipeline.refresh does
+                store.begin()  # SQLite's write lock: no other refresh could save while this is open
+                inside.set()
+                while hang == "python":
+                    time.sleep(0.01)
+                store._db.execute(FOREVER).fetchone()
+        return pipeline.refresh(config, topic_ids, now=now)
+
+    d = Daemon(path, load_config(path), initial_refresh=False, lock_timeout=WAIT, refresh=refresh, job_margin=2.0)
+    deadline = daemon_mod.job_deadline(d.config.topic("stuck"), d.config, d.job_margin)
+    assert deadline == 3.0  # 1 s for the page, no gaps, the margin
+    threading.Thread(target=d.refresh_topic, args=("stuck",), daemon=True).start()  # stuck first, for sure
+    assert inside.wait(WAIT)
+    t0 = time.monotonic()
+    try:
+        d.start()  # both topics' jobs every second from now on
+        healthy = tmp_path / "feeds" / "healthy.atom"
+        wait_for(lambda: feed_titles(healthy) == titles([1, 2]), what="the healthy topic's feed")
+        assert time.monotonic() - t0 < deadline + 5  # it waited for the stuck one's deadline, not longer
+        lines = abandoned_lines(caplog)
+        assert len(lines) == 1 and lines[0].levelno == logging.ERROR
+        message = lines[0].getMessage()
+        assert message.startswith("stuck: refresh stuck for 3s, past its 3s deadline: abandoned"), message
+        assert "the state lock goes to the next refreshes" in message
+        wait_for(lambda: any("the abandoned refresh has ended" in r.getMessage() for r in caplog.records),
+                 what="the stuck thread to end")
+        # the stuck topic runs again, and the healthy one keeps following its page
+        wait_for(lambda: feed_titles(tmp_path / "feeds" / "stuck.atom") == titles([5, 6]), what="the stuck topic again")
+        serve_stories(http_server, "/healthy", [1, 2, 3])
+        wait_for(lambda: feed_titles(healthy) == titles([1, 2, 3]), what="the healthy feed to follow its page")
+        assert calls.count("healthy") >= 2
+    finally:
+        d.stop(grace=WAIT)
+    assert len(abandoned_lines(caplog)) == 1  # reported once
+    assert not [r for r in caplog.records if "crashed" in r.getMessage() or "left behind" in r.getMessage()]
+    with StateLock(d.config.lock_path, timeout=0):
+        pass
+
+
+def test_a_refresh_blocked_for_good_is_left_behind_and_its_topic_runs_again(make_daemon, recorder: Recorder,
+                                                                            caplog) -> None:
+    """A refresh blocked in C (a wait that never ends: Python cannot stop it there) keeps its thread,
+    but not the state lock nor its job instance: the other topic and its own next runs go on."""
+    caplog.set_level(logging.INFO)
+    gate = threading.Event()
+    blocked: list[str] = []
+    record = recorder.__call__
+
+    def refresh(config: Any, topic_ids: list[str], *, now: datetime) -> Any:
+        if topic_ids == ["stuck"] and not blocked:
+            blocked.append("stuck")
+            gate.wait()  # for good (until the test ends)
+        return record(config, topic_ids, now=now)
+
+    d = make_daemon([topic("stuck", interval="1s"), topic("other", interval="1s")], initial_refresh=True,
+                    timeout="1s", host_delay="0s")
+    d._refresh, d.job_margin = refresh, 1.0
+    try:
+        d.start()
+        wait_for(lambda: recorder.topics().count("stuck") >= 2, what="the stuck topic to run again")
+        mark = len(caplog.records)
+        wait_for(lambda: recorder.topics().count("stuck") >= 4, what="the stuck topic on its schedule")
+        wait_for(lambda: recorder.topics().count("other") >= 4, what="the other topic to keep running")
+        # once counted out, the blocked run no longer takes the topic's one instance (max_instances = 1)
+        assert not [r for r in caplog.records[mark:] if "maximum number" in r.getMessage()]
+        lines = abandoned_lines(caplog)
+        assert len(lines) == 1 and lines[0].getMessage().startswith("stuck: refresh stuck for 2s, past its 2s")
+        assert any(r.getMessage().startswith("stuck: the abandoned refresh is blocked") and "left behind"
+                   in r.getMessage() for r in caplog.records)
+        assert d.stop(grace=WAIT) == {"stuck"}  # still blocked: `run` exits at once rather than wait for it
+    finally:
+        gate.set()
+    wait_for(lambda: any("the abandoned refresh has ended" in r.getMessage() for r in caplog.records),
+             what="the blocked thread to end once it is let go")
+    assert len(abandoned_lines(caplog)) == 1
+
+
 # --------------------------------------------------------------------------- the real daemon, as a subprocess
 
 SELECTORS = {"item": "li.story", "title": "h3", "link": "a@href", "summary": "p", "date": "time@datetime"}

@@ -2,14 +2,17 @@
 enforced by a watchdog, and a slow source never holds back the other topics (refresh and run).
 
 Real servers on 127.0.0.1 and 127.0.0.2 (two hosts: each host's requests are queued one at a time,
-so a slow host must be another host to show that the others are not kept waiting). Elapsed-time
+so a slow host must be another host to show that the others are not kept waiting). A resolver that
+never answers is socket.getaddrinfo patched to block for one name (requests itself is not touched). Elapsed-time
 bounds are loose (3x the deadline): they catch "no deadline", not a slow machine.
 """
 
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
+import threading
 import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -22,6 +25,7 @@ from test_robust_support import SELECTORS, env, feed_ids, feedsvc_argv, run_cli,
 from feedsvc.config import SourceConfig
 from feedsvc.errors import FetchError
 from feedsvc.fetch import Fetcher
+from feedsvc.model import Page
 
 UA = "feedsvc-test/1.0 (+https://example.org/feedsvc)"
 
@@ -104,6 +108,60 @@ def test_robots_txt_and_page_share_one_deadline(slow_host, now):
             f.fetch(SourceConfig(url=page), None, now=now)
     assert info.value.kind == "timeout"
     assert time.monotonic() - t0 < 3 * 2
+
+
+@pytest.fixture
+def hung_resolver(monkeypatch):
+    """DNS that never answers for hangs.example (as a dead resolver holds getaddrinfo for its own
+    timeouts and retries); every other name is resolved for real."""
+    release = threading.Event()
+    asked: list[str] = []
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host == "hangs.example":
+            asked.append(host)
+            release.wait(60)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield asked
+    release.set()
+
+
+@pytest.mark.parametrize("robots", [True, False], ids=["robots.txt first", "page"])
+def test_a_dns_lookup_that_hangs_fails_the_source_at_its_deadline(http_server, hung_resolver, robots, now):
+    good = http_server.route("/page", "<html><body><p>fetched beside the hung lookup</p></body></html>",
+                             headers={"Content-Type": "text/html"})
+    hung = SourceConfig(url="http://hangs.example/page", robots=robots)
+    done: dict[str, tuple[object, float]] = {}
+    with Fetcher(user_agent=UA, timeout=2, host_delay=0) as f:
+        t0 = time.monotonic()
+        for source, answer in f.fetch_many([(hung, None), (SourceConfig(url=good), None)], now=now):
+            done[source.url] = (answer, time.monotonic() - t0)
+    answer, seconds = done[hung.url]
+    assert isinstance(answer, FetchError) and answer.kind == "timeout"
+    assert answer.message == "DNS: no answer for hangs.example within 2 s", answer.message
+    assert 1.5 < seconds < 3 * 2  # at the deadline: not at once, not the resolver's own minutes
+    assert hung_resolver == ["hangs.example"]  # asked once (robots.txt's failure is the source's)
+    page, seconds = done[good]
+    assert isinstance(page, Page) and "beside the hung lookup" in page.text
+    assert seconds < 1.5  # the other host is not kept waiting for the lookup
+
+
+def test_an_abandoned_fetcher_cuts_off_its_requests_at_once(slow_host, now):
+    # (what the daemon does to the fetcher of a refresh stuck past its deadline, from its own thread)
+    slow_host.route("/robots.txt", "User-agent: *\nAllow: /\n")
+    page = slow_host.route("/drip", handler=drip_body)
+    with Fetcher(user_agent=UA, timeout=30, host_delay=0) as f:
+        threading.Timer(0.5, f.abandon).start()
+        t0 = time.monotonic()
+        with pytest.raises(FetchError) as info:
+            f.fetch(SourceConfig(url=page), None, now=now)
+        assert info.value.kind == "timeout" and time.monotonic() - t0 < 3  # not the 30 s deadline
+        with pytest.raises(FetchError, match="not asked, the refresh was abandoned"):
+            f.fetch(SourceConfig(url=page), None, now=now)
 
 
 def two_topics(tmp_path: Path, http_server, slow_host, timeout: str) -> Path:

@@ -4,7 +4,8 @@ A source on 127.0.0.2 redirects to an "internal service" on 127.0.0.1 (another p
 whatever name leads there, and a closed port gives the same answer as an open one. A configured
 source's own host:port, `allow_private = true` (global or per source) and another configured
 source host are allowed. Real servers throughout; one test stands in for a DNS answer that changes
-between the check and the connect (rebinding) by patching the resolver the first check uses.
+between the check and the connect (rebinding) by patching the resolver the first check uses, another
+by patching socket.getaddrinfo to answer differently the second time (the connect uses the first answer).
 """
 
 from __future__ import annotations
@@ -99,12 +100,37 @@ def test_no_name_or_spelling_gets_around_the_check(site, internal, now, name):
 
 def test_a_dns_answer_that_changes_after_the_check_is_caught_on_the_connected_address(site, internal, now,
                                                                                        monkeypatch):
-    # the first check is told a public address; the connection still lands on 127.0.0.1
-    monkeypatch.setattr("feedsvc.fetch._resolve", lambda host, port: ["93.184.216.34"])
+    # the check is told a public address; a connect that asks DNS again (as urllib3 would on its own)
+    # still lands on 127.0.0.1: the peer is checked too
+    monkeypatch.setattr("feedsvc.fetch._resolve", lambda host, port, within=None: ["93.184.216.34"])
+    monkeypatch.setattr("feedsvc.fetch._connect_to", lambda conn, addresses, connect: connect())
     src = site.route("/r", status=302, headers={"Location": internal.url("/secret")})
     with pytest.raises(PrivateAddressError, match="127.0.0.1"):
         fetch(src, now)
     assert not internal.hits_for("/secret")
+
+
+def test_the_connection_goes_to_the_address_that_was_checked(site, now, monkeypatch):
+    # rebind.test answers 127.0.0.2 (taken for a public address here) the first time it is asked, and
+    # 127.0.0.1 after that: a second lookup for the connect would land on another host than was checked
+    real = socket.getaddrinfo
+    asked: list[str] = []
+
+    def resolver(host, port, *args, **kwargs):
+        if host == "rebind.test":
+            asked.append(host)
+            host = "127.0.0.2" if len(asked) == 1 else "127.0.0.1"
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    monkeypatch.setattr("feedsvc.fetch._non_public", lambda ip: ip == "127.0.0.1")
+    site.route("/page", f"<html><body><p>{SECRET} on the checked host</p></body></html>",
+               headers={"Content-Type": "text/html"})
+    url = f"http://rebind.test:{site.base.rsplit(':', 1)[1]}/page"
+    with Fetcher(user_agent=UA, host_delay=0, timeout=5, source_urls=["http://configured.example/"]) as f:
+        page = f.fetch(SourceConfig(url=url, robots=False), None, now=now)
+    assert isinstance(page, Page) and "on the checked host" in page.text
+    assert asked == ["rebind.test"]  # one lookup: checked, then connected to
 
 
 def test_redirects_within_the_sources_own_host_and_port_work(internal, now):

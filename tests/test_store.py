@@ -187,7 +187,8 @@ def test_sqlite_topic_versions_are_built_for_a_store_from_before_them(tmp_path, 
     with Store.open(path) as store:
         refresh(store, [item(t, i) for i, t in enumerate(STORIES)], now)
     conn = sqlite3.connect(path)
-    conn.executescript("DROP TRIGGER article_read; DROP TRIGGER article_reread; DROP TABLE articles;"
+    conn.executescript("DROP TABLE topic_runs; DROP TABLE workers; DROP TABLE hosts;"
+                       "DROP TRIGGER article_read; DROP TRIGGER article_reread; DROP TABLE articles;"
                        "DROP TRIGGER topic_listed; DROP TRIGGER topic_unlisted; DROP TRIGGER topic_entry_changed;"
                        "DROP TABLE topic_versions; ALTER TABLE sources DROP COLUMN usual_item_count;"
                        "ALTER TABLE sources DROP COLUMN degraded_runs; PRAGMA user_version = 6;")
