@@ -219,3 +219,55 @@ def test_next_due_follows_the_schedule(tmp_path):
 @pytest.fixture(autouse=True)
 def _no_stray_env(monkeypatch):
     monkeypatch.delenv("FEEDSVC_STATE", raising=False)
+
+
+def test_a_lease_too_short_is_refused(tmp_path):
+    from feedsvc.config import load_config
+    from feedsvc.errors import ConfigError
+
+    cfg = write_config(tmp_path, ["http://127.0.0.1:9/x"])
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace(f'lease = "{LEASE:g}s"', 'lease = "1s"'), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"feedsvc\.lease.*too short"):
+        load_config(cfg)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_hosts_gap_holds_across_workers(http_server, pg_url, now, shared):
+    """Two workers' fetchers asking one host at once keep its host_delay between them when the gap is
+    booked in the shared state; each pacing only itself, they do not (the control case)."""
+    from feedsvc.config import SourceConfig
+    from feedsvc.fetch import Fetcher
+    from feedsvc.store import Store
+
+    starts: list[float] = []
+
+    def page(h: BaseHTTPRequestHandler) -> None:
+        starts.append(time.monotonic())
+        respond(h, b"<html><body><p>hello</p></body></html>", "text/html")
+
+    urls = [http_server.route(f"/p{n}", handler=page) for n in range(6)]
+    gap = 0.4
+    stores = [Store.open(pg_url) for _ in range(2)]
+    fetchers = [Fetcher(user_agent="feedsvc-test", host_delay=gap, source_urls=urls,
+                        reserve=store.reserve_host if shared else None) for store in stores]
+    try:
+        def fetch(fetcher: Fetcher, mine: list[str]) -> None:
+            for url in mine:
+                fetcher.fetch(SourceConfig(url=url), None, now=now)
+
+        threads = [threading.Thread(target=fetch, args=(f, urls[i::2])) for i, f in enumerate(fetchers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        for f in fetchers:
+            f.close()
+        for s in stores:
+            s.close()
+    gaps = [b - a for a, b in zip(sorted(starts), sorted(starts)[1:])]
+    assert len(starts) == 6
+    if shared:
+        assert min(gaps) >= gap * 0.9, gaps
+    else:
+        assert min(gaps) < gap * 0.5, gaps  # the two processes' requests overlap: the test can fail
