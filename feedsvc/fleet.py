@@ -56,6 +56,7 @@ class Fleet:
         self._store = Store.open(config.state)
         self._lock = threading.Lock()
         self._held: dict[str, float] = {}  # topic -> time.monotonic() until which it is renewed
+        self._claimed_at: dict[str, datetime] = {}  # topic -> when this worker claimed it
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
         with self._lock:
@@ -82,17 +83,22 @@ class Fleet:
                                                due_only=due_only)
             for topic_id in claimed:
                 self._held[topic_id] = float("inf")
+                self._claimed_at[topic_id] = now
         return claimed
 
     def finish(self, topic_ids: Sequence[str]) -> None:
         """The topics are refreshed (or failed: the failure is in their sources' health): each is next
         due when its schedule says, and its lease is let go."""
         now = now_utc()
-        due = {t.id: self.next_due(t, now) for t in self.config.topics if t.id in set(topic_ids)}
         with self._lock:
+            # counted from when the refresh started, so that a topic's refreshes start an interval apart
+            # however long each takes (one that took longer than its interval is due again at once)
+            due = {t.id: self.next_due(t, self._claimed_at.get(t.id, now)) for t in self.config.topics
+                   if t.id in set(topic_ids)}
             self._store.finish_topics(self.name, topic_ids, due, now)
             for topic_id in topic_ids:
                 self._held.pop(topic_id, None)
+                self._claimed_at.pop(topic_id, None)
 
     def release(self, topic_ids: Sequence[str]) -> None:
         """Let the leases go without a refresh (stopping): the topics stay due for another worker."""
@@ -100,6 +106,7 @@ class Fleet:
             self._store.release_topics(self.name, topic_ids)
             for topic_id in topic_ids:
                 self._held.pop(topic_id, None)
+                self._claimed_at.pop(topic_id, None)
 
     def abandon(self, topic_ids: Sequence[str]) -> None:
         """A refresh stuck past its deadline: stop renewing its leases, so that they expire and

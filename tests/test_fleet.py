@@ -25,7 +25,7 @@ import pytest
 from conftest import LocalServer, respond
 
 TOPICS = 40
-INTERVAL = 5.0  # seconds between refreshes of one topic
+INTERVAL = 6.0  # seconds between refreshes of one topic
 LEASE = 3.0  # seconds a dead worker keeps its topics
 
 
@@ -91,11 +91,11 @@ def test_two_workers_and_cron_share_one_postgresql(tmp_path, pg_url):
         assert cron.returncode in (0, 3), cron.stderr
         assert all("skipped:" in line and "is refreshing it" in line
                    for line in cron.stderr.splitlines()), cron.stderr
-        time.sleep(max(0.0, 20 - (time.monotonic() - started)))
+        time.sleep(max(0.0, 24 - (time.monotonic() - started)))
 
         # every topic is refreshed on schedule, each due time by one process only
         checked = time.monotonic()
-        late_by = INTERVAL + 4  # a due time is taken within a poll (1 s), plus the batch before it
+        late_by = INTERVAL + 5  # taken within a poll (1 s); its place in a batch varies (slow on a loaded CI)
         with sites.lock:
             fetched = {p: list(t) for p, t in sites.fetched.items()}
         assert len(fetched) == TOPICS
