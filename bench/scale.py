@@ -33,6 +33,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pages import LoopbackServers  # noqa: E402
@@ -103,9 +104,14 @@ def run_refresh(config: Path, env_extra: dict[str, str], log: Path) -> tuple[flo
     return run.wall, run.cpu
 
 
-def refreshed_since(db: object, since: str) -> int:
-    return int(db.execute("SELECT count(*) FROM topic_runs WHERE last_finished_at >= %s",  # type: ignore[attr-defined]
-                          (since,)).fetchone()[0])
+def refreshed_since(db: Any, since: str) -> int:
+    """Topics whose refresh finished since `since` (0 while the workers have not made the tables yet)."""
+    import psycopg
+
+    try:
+        return int(db.execute("SELECT count(*) FROM topic_runs WHERE last_finished_at >= %s", (since,)).fetchone()[0])
+    except psycopg.errors.UndefinedTable:
+        return 0
 
 
 def workers_phase(n_workers: int, config: Path, env: dict[str, str], url: str, sources: int,
@@ -154,15 +160,17 @@ def storage(url: str | None, sqlite_path: Path | None) -> dict[str, float]:
             stories = db.execute("SELECT count(*) FROM entries").fetchone()[0]
             rows = sum(db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                        for t in ("entries", "entry_topics", "keys", "lsh"))
-        size = sum(p.stat().st_size for p in sqlite_path.parent.glob(sqlite_path.name + "*"))
+        size = sum(p.stat().st_size for p in sqlite_path.parent.glob(sqlite_path.name + "*"))  # with its WAL
         return {"stories": stories, "rows_per_story": rows / stories, "bytes_per_story": size / stories}
     import psycopg
 
+    assert url is not None
     with psycopg.connect(url) as db:
         stories = db.execute("SELECT count(*) FROM entries").fetchone()[0]  # type: ignore[index]
         rows = sum(db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
                    for t in ("entries", "entry_topics", "keys", "lsh"))
-        size = db.execute("SELECT pg_database_size(current_database())").fetchone()[0]  # type: ignore[index]
+        size = db.execute("SELECT sum(pg_total_relation_size(oid)) FROM pg_class WHERE relkind = 'r' "  # type: ignore[index]
+                          "AND relnamespace = 'public'::regnamespace").fetchone()[0]  # tables, their indexes, TOAST
     return {"stories": stories, "rows_per_story": rows / stories, "bytes_per_story": size / stories}
 
 
