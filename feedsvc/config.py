@@ -271,12 +271,22 @@ OWN_INDEX_MARKS = {"index.html": (b'title="All feeds (OPML)"', b'">feedsvc</a>')
                    "index.opml": (b"<title>feedsvc feeds</title>",)}
 
 
+def _ends(path: Path, size: int = 65_536) -> bytes:
+    """The first and last `size` bytes of a file: where an index's marks are (its head and its footer),
+    however many topics it lists (a 1,000-topic index.html is 7 MB)."""
+    with path.open("rb") as f:
+        head = f.read(size)
+        f.seek(0, 2)
+        f.seek(max(len(head), f.tell() - size))
+        return head + f.read()
+
+
 def foreign_index(output_dir: Path) -> Path | None:
     """An index.html or index.opml in output_dir that feedsvc did not write (it would overwrite it)."""
     for name, marks in OWN_INDEX_MARKS.items():
         path = output_dir / name
         try:
-            data = path.read_bytes()[:4_000_000]
+            data = _ends(path)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             continue
         except OSError:
