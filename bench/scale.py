@@ -161,7 +161,7 @@ def storage(url: str | None, sqlite_path: Path | None) -> dict[str, float]:
             rows = sum(db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                        for t in ("entries", "entry_topics", "keys", "lsh"))
         size = sum(p.stat().st_size for p in sqlite_path.parent.glob(sqlite_path.name + "*"))  # with its WAL
-        return {"stories": stories, "rows_per_story": rows / stories, "bytes_per_story": size / stories}
+        return {"stories": stories, "rows_per_story": rows / stories, "bytes_per_story": float(size) / stories}
     import psycopg
 
     assert url is not None
@@ -171,7 +171,7 @@ def storage(url: str | None, sqlite_path: Path | None) -> dict[str, float]:
                    for t in ("entries", "entry_topics", "keys", "lsh"))
         size = db.execute("SELECT sum(pg_total_relation_size(oid)) FROM pg_class WHERE relkind = 'r' "  # type: ignore[index]
                           "AND relnamespace = 'public'::regnamespace").fetchone()[0]  # tables, their indexes, TOAST
-    return {"stories": stories, "rows_per_story": rows / stories, "bytes_per_story": size / stories}
+    return {"stories": stories, "rows_per_story": rows / stories, "bytes_per_story": float(size) / stories}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         print("bench/scale.py needs PostgreSQL's server binaries (apt-get install postgresql)", file=sys.stderr)
         return 2
     warm_bytecode()
-    report = Report(args.sources, parallel_ceiling())
+    report = Report(args.sources, 0.0)
     pg = PostgresServer(bindir)
     pg.start()
     pg_pid = int((pg.data / "postmaster.pid").read_text().split()[0])
@@ -225,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
                                                args.sources, pg_pid)
     finally:
         pg.stop()
+    # last: its spawn pool leaves a resource tracker behind, which run_cli's reaping would wait for
+    report.ceiling = parallel_ceiling()
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(asdict(report), indent=2))

@@ -111,3 +111,19 @@ def test_soak_bench_runs_with_its_memory_probe(tmp_path):
     rows = [line.split("\t") for line in probe.read_text().splitlines()]
     assert rows[0][:3] == ["t_s", "rss_kib", "anon_kib"] and len(rows) >= 2
     assert all(len(r) == len(rows[0]) and int(r[1]) > 0 for r in rows[1:])
+
+
+def test_scale_bench_runs_or_says_why_not(tmp_path, pg_server):
+    """bench/scale.py on 4 sources: every phase refreshed every topic, both backends stored the stories."""
+    out = tmp_path / "scale.json"
+    proc = _run("scale.py", "--sources", "4", "--json", str(out), timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    figures = json.loads(out.read_text())
+    names = [p["name"] for p in figures["phases"]]
+    assert names == [f"{kind} {temp}" for kind in ("sqlite refresh", "pg refresh", "pg run x1", "pg run x2")
+                     for temp in ("cold", "warm")]
+    assert all(p["pages"] == 4 and p["wall"] > 0 and p["cpu"] > 0 for p in figures["phases"])
+    assert all(p["pg_cpu"] > 0 for p in figures["phases"] if p["name"].startswith("pg"))
+    for backend in ("sqlite", "postgresql"):
+        assert figures["storage"][backend]["stories"] == 4 * 50  # 50 stories a generated page
+    assert "2 workers ÷ 1" in proc.stdout
