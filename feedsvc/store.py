@@ -340,17 +340,24 @@ class Store:
         return SourceState(row[0], row[1], row[2], _dt(row[3]), _dt(row[4]), row[5], row[6], _dt(row[7]), row[8],
                            row[9], row[10], row[11])
 
-    @_mapped
     def save_source_state(self, state: SourceState) -> None:
+        self.save_source_states([state])
+
+    @_mapped
+    def save_source_states(self, states: Sequence[SourceState]) -> None:
+        """Many sources' states in one statement: a refresh whose pages answer 304 records each one's
+        success, and three statements a source (savepoint, insert, release) were a tenth of its work."""
+        if not states:
+            return
         with self._transaction():
-            self._db.execute(
+            self._db.executemany(
                 "INSERT OR REPLACE INTO sources (url, etag, last_modified, last_success_at, last_failure_at, "
                 "last_error, consecutive_failures, next_try_at, last_item_count, icon, usual_item_count, "
                 "degraded_runs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (state.url, state.etag, state.last_modified, _t(state.last_success_at),
-                 _t(state.last_failure_at), state.last_error, state.consecutive_failures,
-                 _t(state.next_try_at), state.last_item_count, state.icon, state.usual_item_count,
-                 state.degraded_runs))
+                [(state.url, state.etag, state.last_modified, _t(state.last_success_at),
+                  _t(state.last_failure_at), state.last_error, state.consecutive_failures,
+                  _t(state.next_try_at), state.last_item_count, state.icon, state.usual_item_count,
+                  state.degraded_runs) for state in states])
 
     @_mapped
     def source_states(self) -> list[SourceState]:
