@@ -177,6 +177,22 @@ def test_conditional_get_round_trip(http_server, now):
     assert "If-None-Match" not in sent[2].headers and "If-Modified-Since" not in sent[2].headers
 
 
+def test_a_page_request_sends_what_session_get_sent(http_server, now):
+    """The fetcher prepares a page's request itself (Session.request's generic merging of settings cost
+    more than the preparing): it still sends the session's headers and cookies and the URL's credentials."""
+    import base64
+
+    url = http_server.route("/p", HTML, headers={"Content-Type": "text/html; charset=utf-8"})
+    with make_fetcher() as f:
+        f._session.cookies.set("sid", "42")  # as a site's Set-Cookie earlier in the run would
+        f.fetch(src(url.replace("http://", "http://reader:secret@")), SourceState(url, etag='"e"'), now=now)
+    sent = http_server.hits_for("/p")[0].headers
+    assert (sent["User-Agent"], sent["Cookie"], sent["If-None-Match"], sent["Connection"]) == (
+        UA, "sid=42", '"e"', "keep-alive")
+    assert sent["Authorization"] == "Basic " + base64.b64encode(b"reader:secret").decode()
+    assert "gzip" in sent["Accept-Encoding"] and sent["Accept"].startswith("text/html")
+
+
 def test_redirect_followed_and_final_url_reported(http_server, now):
     final = http_server.route("/new", HTML, headers={"Content-Type": "text/html"})
     url = http_server.route("/old", status=301, headers={"Location": "/new"})
