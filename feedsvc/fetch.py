@@ -140,9 +140,12 @@ class Fetcher:
             "Accept": "text/html,application/xhtml+xml,application/json;q=0.9,text/plain;q=0.8,*/*;q=0.5",
             "Accept-Encoding": "gzip, deflate",
         })
-        # no urllib3-level retries (ours are deadline-aware); a pool big enough for our workers
-        adapter = _WatchedAdapter(pool_connections=max(10, max_workers), pool_maxsize=max(10, max_workers),
-                              max_retries=0)
+        # No urllib3-level retries (ours are deadline-aware). urllib3 keeps a pool per host (the last
+        # max(10, max_workers) hosts); a host is asked one request at a time (_turn), so its pool
+        # lends one connection at a time: 2 leaves a margin. (A pool is filled with `pool_maxsize`
+        # empty slots when made and drained when dropped: at 10, 51 µs a host instead of 26, on a
+        # refresh that meets a new host for nearly every page.)
+        adapter = _WatchedAdapter(pool_connections=max(10, max_workers), pool_maxsize=2, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         # The environment's proxies and CA bundle, read once per host: with trust_env, requests reads

@@ -571,6 +571,17 @@ def test_per_host_gap_and_one_request_at_a_time(http_server, now):
     assert len(gaps) == 3 and min(gaps) >= gap - 0.02, gaps
 
 
+def test_a_hosts_pages_share_one_kept_alive_connection(http_server, now, caplog):
+    """A host's pool holds 2 connections, not 10 (making and dropping the empty slots was a few percent of
+    a 304): pages of one host are asked one at a time, so one connection serves them all, robots.txt too."""
+    urls = [http_server.route(f"/k{i}", HTML, headers={"Content-Type": "text/html; charset=utf-8"}) for i in range(6)]
+    with caplog.at_level("DEBUG", logger="urllib3"), make_fetcher(max_workers=8) as f:
+        results = list(f.fetch_many([(src(u), None) for u in urls], now=now))
+    assert all(isinstance(r, Page) for _, r in results)
+    opened = [r for r in caplog.records if r.getMessage().startswith("Starting new HTTP connection")]
+    assert len(opened) == 1 and not [r for r in caplog.records if "pool is full" in r.getMessage()]
+
+
 def test_host_delays_override_per_hostname(http_server, now):
     clock = Clock()
     urls = [http_server.route(f"/h{i}", handler=clock.handler()) for i in range(2)]
