@@ -167,9 +167,12 @@ class Fetcher:
             "Accept": "text/html,application/xhtml+xml,application/json;q=0.9,text/plain;q=0.8,*/*;q=0.5",
             "Accept-Encoding": "gzip, deflate",
         })
-        # no urllib3-level retries (ours are deadline-aware); a pool big enough for our workers
-        adapter = _WatchedAdapter(pool_connections=max(10, max_workers), pool_maxsize=max(10, max_workers),
-                              max_retries=0)
+        # No urllib3-level retries (ours are deadline-aware). urllib3 keeps a pool per host (the last
+        # max(10, max_workers) hosts); a host is asked one request at a time (_turn), so its pool
+        # lends one connection at a time: 2 leaves a margin. (A pool is filled with `pool_maxsize`
+        # empty slots when made and drained when dropped: at 10, 51 µs a host instead of 26, on a
+        # refresh that meets a new host for nearly every page.)
+        adapter = _WatchedAdapter(pool_connections=max(10, max_workers), pool_maxsize=2, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         # The environment's proxies and CA bundle, read once per host: with trust_env, requests reads
@@ -441,9 +444,9 @@ class Fetcher:
         remaining = deadline.remaining()
         netloc = urlsplit(url).netloc
         try:
-            resp = self._session.get(url, headers=headers, stream=True, allow_redirects=False,
-                                     proxies=self._proxies_for(url),
-                                     timeout=(min(self.connect_timeout, remaining), remaining))
+            resp = self._session.send(self._prepare(url, headers), stream=True, allow_redirects=False,
+                                      proxies=self._proxies_for(url),
+                                      timeout=(min(self.connect_timeout, remaining), remaining))
         except requests.exceptions.ConnectTimeout:
             raise _Retryable(FetchError("timeout", f"could not connect to {netloc} within "
                                                    f"{min(self.connect_timeout, remaining):.3g} s")) from None
@@ -461,6 +464,23 @@ class Fetcher:
                 return self._response(resp, url, deadline, now)
             finally:
                 watch.disarm()  # before the connection goes back to the pool
+
+    def _prepare(self, url: str, headers: dict[str, str]) -> requests.PreparedRequest:
+        """The request Session.get(url, headers=headers) sends: the session's headers, then ours, its
+        cookies, the URL's own credentials if any. Prepared here, not by Session.request(), whose
+        merging of settings we never use (no params, body, per-request cookies or auth) goes through
+        isinstance() checks against typing Protocols, slow on Python 3.11: 84 µs a request, 28 here."""
+        prep = requests.PreparedRequest()
+        prep.prepare_method("GET")
+        prep.prepare_url(url, None)
+        merged = self._session.headers.copy()
+        merged.update(headers)
+        prep.prepare_headers(merged)
+        prep.prepare_cookies(self._session.cookies)
+        prep.prepare_body(None, None)
+        prep.prepare_auth(None, url)
+        prep.prepare_hooks(self._session.hooks)
+        return prep
 
     def _response(self, resp: requests.Response, url: str, deadline: _Deadline,
                   now: datetime) -> str | tuple[int, dict[str, str], bytes]:

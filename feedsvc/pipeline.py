@@ -395,9 +395,17 @@ def feed_key(config: Config, topic: TopicConfig, version: int) -> str:
 
 def feeds_current(config: Config, topic: TopicConfig, store: Store, key: str) -> bool:
     """Whether the topic's feeds on disk were rendered from `key`: rendering is most of what a
-    refresh of unchanged pages costs, so it is skipped then."""
+    refresh of unchanged pages costs, so it is skipped then.
+
+    The files are looked for by name in output_dir, not through feed_path(), which resolves the
+    folder's real path twice a feed (a third of the main thread's CPU on a refresh of unchanged
+    pages): the config checked the topic's id and formats, and feeds are only written through
+    feed_path(), which refuses a name that would land outside output_dir (an unknown format here
+    counts as not current, so that rendering reports it)."""
     return (store.render_key(f"topic:{topic.id}") == key
-            and all(publish.feed_path(config, topic.id, fmt).exists() for fmt in topic.formats))
+            and all(fmt in publish.EXTENSIONS
+                    and os.path.exists(os.path.join(config.output_dir, topic.id + publish.EXTENSIONS[fmt]))
+                    for fmt in topic.formats))
 
 
 def publish_indexes(config: Config, store: Store) -> list[Path]:
@@ -474,10 +482,14 @@ def settled_sources(config: Config, topics: Sequence[TopicConfig], store: Store,
     if force or any(source.is_local or not (state.etag or state.last_modified) for source, state in jobs):
         workers.start()  # a page will be parsed for sure
 
+    unchanged: list[SourceState] = []  # recorded together, after the fetches (see below)
+
     def settle(source: SourceConfig, answer: NotModified | SourceError | Parsed) -> tuple[str, SourceItems]:
         state = states[source.url]
         got = settle_source(source, state, answer, now=now)
-        if record:
+        if record and isinstance(answer, NotModified):
+            unchanged.append(state)
+        elif record:  # new validators go in with the stories they came with
             store.save_source_state(state)
         return source.url, got
 
@@ -497,6 +509,10 @@ def settled_sources(config: Config, topics: Sequence[TopicConfig], store: Store,
             for source, parsed in parser.backlog(PARSE_BACKLOG * workers.size):
                 yield settle(source, parsed)
         if record:
+            # A 304 changes no validator and no story, only the source's health (its last success, no
+            # failures): written in one statement, not one each. A refresh killed before this line
+            # loses only those times, and the next one asks with the same validators.
+            store.save_source_states(unchanged)
             store.save_robots(fetcher.fetched_robots)
         for source, parsed in parser.results():
             yield settle(source, parsed)
@@ -829,6 +845,8 @@ def plan_topic(topic: TopicConfig, by_source: dict[str, SourceItems], store: Sto
         items.extend(keep(topic, got.items))
     # The usual topic (one page, no keyword filter): its items are that page's, clustered already.
     giving = [by_source[s.url] for s in topic.sources if by_source[s.url].items]
+    if not items:  # its pages answered 304, failed or were filtered out: nothing to look up
+        return TopicPlan(topic, dedupe.Plan(), outcomes)
     groups = giving[0].groups if len(giving) == 1 and not (topic.include or topic.exclude) else None
     return TopicPlan(topic, dedupe.plan(items, store, topic.id, now, groups), outcomes)
 

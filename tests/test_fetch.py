@@ -177,6 +177,22 @@ def test_conditional_get_round_trip(http_server, now):
     assert "If-None-Match" not in sent[2].headers and "If-Modified-Since" not in sent[2].headers
 
 
+def test_a_page_request_sends_what_session_get_sent(http_server, now):
+    """The fetcher prepares a page's request itself (Session.request's generic merging of settings cost
+    more than the preparing): it still sends the session's headers and cookies and the URL's credentials."""
+    import base64
+
+    url = http_server.route("/p", HTML, headers={"Content-Type": "text/html; charset=utf-8"})
+    with make_fetcher() as f:
+        f._session.cookies.set("sid", "42")  # as a site's Set-Cookie earlier in the run would
+        f.fetch(src(url.replace("http://", "http://reader:secret@")), SourceState(url, etag='"e"'), now=now)
+    sent = http_server.hits_for("/p")[0].headers
+    assert (sent["User-Agent"], sent["Cookie"], sent["If-None-Match"], sent["Connection"]) == (
+        UA, "sid=42", '"e"', "keep-alive")
+    assert sent["Authorization"] == "Basic " + base64.b64encode(b"reader:secret").decode()
+    assert "gzip" in sent["Accept-Encoding"] and sent["Accept"].startswith("text/html")
+
+
 def test_redirect_followed_and_final_url_reported(http_server, now):
     final = http_server.route("/new", HTML, headers={"Content-Type": "text/html"})
     url = http_server.route("/old", status=301, headers={"Location": "/new"})
@@ -553,6 +569,17 @@ def test_per_host_gap_and_one_request_at_a_time(http_server, now):
     assert clock.max_active == 1
     gaps = [b - a for a, b in zip(clock.starts, clock.starts[1:])]
     assert len(gaps) == 3 and min(gaps) >= gap - 0.02, gaps
+
+
+def test_a_hosts_pages_share_one_kept_alive_connection(http_server, now, caplog):
+    """A host's pool holds 2 connections, not 10 (making and dropping the empty slots was a few percent of
+    a 304): pages of one host are asked one at a time, so one connection serves them all, robots.txt too."""
+    urls = [http_server.route(f"/k{i}", HTML, headers={"Content-Type": "text/html; charset=utf-8"}) for i in range(6)]
+    with caplog.at_level("DEBUG", logger="urllib3"), make_fetcher(max_workers=8) as f:
+        results = list(f.fetch_many([(src(u), None) for u in urls], now=now))
+    assert all(isinstance(r, Page) for _, r in results)
+    opened = [r for r in caplog.records if r.getMessage().startswith("Starting new HTTP connection")]
+    assert len(opened) == 1 and not [r for r in caplog.records if "pool is full" in r.getMessage()]
 
 
 def test_host_delays_override_per_hostname(http_server, now):

@@ -410,6 +410,37 @@ def test_a_warm_refresh_rewrites_no_story_until_it_gets_old(http_server, tmp_pat
     assert seen() == {"2026-03-04T00:00:00"}  # older than 2 days: touched
 
 
+def test_a_warm_refresh_records_each_sources_health_in_one_statement(http_server, tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    """A 304 changes no validator and no story, only the source's health (its last success, its failures
+    forgotten): the unchanged sources of a refresh are written together, not with a statement and a
+    savepoint each. A page that did change is recorded with its new validators as before."""
+    from feedsvc.store import Store
+
+    pages = {i: conditional(listing(3, f"h{i}").encode(), f'"h{i}"') for i in range(4)}
+    urls = {"h": [http_server.route(f"/h{i}", handler=pages[i]) for i in range(4)]}
+    config = make_config(tmp_path, urls)
+    pipeline.refresh(config, now=NOW)
+    http_server.route("/h0", "gone", status=404)
+    assert pipeline.refresh(config, now=NOW + timedelta(hours=1))[0].failures
+    http_server.route("/h0", handler=pages[0])
+    http_server.route("/h3", handler=conditional(listing(4, "h3").encode(), '"h3-v2"'))
+
+    writes: list[list[str]] = []  # the sources of each write to the store
+    real_save = Store.save_source_states
+    monkeypatch.setattr(Store, "save_source_states",
+                        lambda self, states: writes.append(sorted(s.url for s in states)) or real_save(self, states))
+    later = NOW + timedelta(hours=2)
+    result = pipeline.refresh(config, now=later)[0]
+    assert [s.status for s in result.sources] == ["not-modified"] * 3 + ["ok"] and result.new == 1
+    assert sorted(writes) == sorted([urls["h"][:3], urls["h"][3:]])  # the unchanged ones at once
+    with Store.open(config.state) as store:
+        states = [store.source_state(url) for url in urls["h"]]
+    assert [(s.etag, s.last_success_at, s.consecutive_failures, s.next_try_at) for s in states] == [
+        ('"h0"', later, 0, None), ('"h1"', later, 0, None), ('"h2"', later, 0, None), ('"h3-v2"', later, 0, None)]
+    assert states[0].last_failure_at == NOW + timedelta(hours=1)  # it failed an hour ago: forgiven, not forgotten
+
+
 def test_worker_processes_start_only_when_a_page_will_be_parsed(http_server, tmp_path: Path, monkeypatch) -> None:
     """A refresh whose pages all answer 304 starts no forkserver and no workers: they cost a warm
     refresh more than its fetches. A cold one starts them before its first page arrives."""

@@ -217,15 +217,22 @@ class Store:
         return SourceState(row[0], row[1], row[2], _dt(row[3]), _dt(row[4]), row[5], row[6], _dt(row[7]), row[8],
                            row[9], row[10], row[11])
 
-    @_writes
     def save_source_state(self, state: SourceState) -> None:
+        self.save_source_states([state])
+
+    @_writes
+    def save_source_states(self, states: Sequence[SourceState]) -> None:
+        """Many sources' states in one statement: a refresh whose pages answer 304 records each one's
+        success, and three statements a source (savepoint, insert, release) were a tenth of its work."""
+        if not states:
+            return
         with self._transaction():
-            self._exec(
+            self._execmany(
                 _upsert("sources", _SOURCE_COLS, "url"),
-                (state.url, state.etag, state.last_modified, _t(state.last_success_at),
-                 _t(state.last_failure_at), state.last_error, state.consecutive_failures,
-                 _t(state.next_try_at), state.last_item_count, state.icon, state.usual_item_count,
-                 state.degraded_runs))
+                [(state.url, state.etag, state.last_modified, _t(state.last_success_at),
+                  _t(state.last_failure_at), state.last_error, state.consecutive_failures,
+                  _t(state.next_try_at), state.last_item_count, state.icon, state.usual_item_count,
+                  state.degraded_runs) for state in states])
 
     @_mapped
     def source_states(self) -> list[SourceState]:
