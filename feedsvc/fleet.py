@@ -18,7 +18,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -55,12 +54,21 @@ class Fleet:
         self.name = worker_name(role)
         self._store = Store.open(config.state)
         self._lock = threading.Lock()
-        self._held: dict[str, float] = {}  # topic -> time.monotonic() until which it is renewed
-        self._claimed_at: dict[str, datetime] = {}  # topic -> when this worker claimed it
+        self._claimed_at: dict[str, datetime] = {}  # the topics this worker holds -> when it claimed them
+        self._renewed: set[str] = set()  # those the heartbeat renews (not an abandoned refresh's)
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
         with self._lock:
             self._store.register_worker(self.name, socket.gethostname(), os.getpid(), now_utc())
+
+    def _state(self) -> Store:
+        """The fleet's connection, opened again if the server dropped it (a restart): the heartbeat and
+        the next poll carry on, where the old connection would fail until this worker restarted."""
+        if self._store.broken:
+            log.warning("fleet: the connection to %s was lost; connecting again", self.config.state_name)
+            self._store = Store.open(self.config.state)
+            self._store.register_worker(self.name, socket.gethostname(), os.getpid(), now_utc())
+        return self._store
 
     # -- claiming
 
@@ -75,15 +83,15 @@ class Fleet:
         first_due = {t.id: now - timedelta(minutes=1) if initial else self.next_due(t, now)
                      for t in self.config.topics if t.id in wanted}
         with self._lock:
-            self._store.ensure_topics(first_due)
+            self._state().ensure_topics(first_due)
             if due_only:  # no more than a fair share of what is due: the other workers take the rest
-                due, alive = self._store.fleet_load(topic_ids, now, now - 2 * self.lease)
+                due, alive = self._state().fleet_load(topic_ids, now, now - 2 * self.lease)
                 limit = min(limit, max(1, -(-due // max(alive, 1))))
-            claimed = self._store.claim_topics(self.name, topic_ids, now, self.lease, limit=limit,
+            claimed = self._state().claim_topics(self.name, topic_ids, now, self.lease, limit=limit,
                                                due_only=due_only)
             for topic_id in claimed:
-                self._held[topic_id] = float("inf")
                 self._claimed_at[topic_id] = now
+            self._renewed.update(claimed)
         return claimed
 
     def finish(self, topic_ids: Sequence[str]) -> None:
@@ -95,32 +103,31 @@ class Fleet:
             # however long each takes (one that took longer than its interval is due again at once)
             due = {t.id: self.next_due(t, self._claimed_at.get(t.id, now)) for t in self.config.topics
                    if t.id in set(topic_ids)}
-            self._store.finish_topics(self.name, topic_ids, due, now)
-            for topic_id in topic_ids:
-                self._held.pop(topic_id, None)
-                self._claimed_at.pop(topic_id, None)
+            self._state().finish_topics(self.name, topic_ids, due, now)
+            self._forget(topic_ids)
 
     def release(self, topic_ids: Sequence[str]) -> None:
         """Let the leases go without a refresh (stopping): the topics stay due for another worker."""
         with self._lock:
-            self._store.release_topics(self.name, topic_ids)
-            for topic_id in topic_ids:
-                self._held.pop(topic_id, None)
-                self._claimed_at.pop(topic_id, None)
+            self._state().release_topics(self.name, topic_ids)
+            self._forget(topic_ids)
+
+    def _forget(self, topic_ids: Sequence[str]) -> None:
+        for topic_id in topic_ids:
+            self._claimed_at.pop(topic_id, None)
+            self._renewed.discard(topic_id)
 
     def abandon(self, topic_ids: Sequence[str]) -> None:
         """A refresh stuck past its deadline: stop renewing its leases, so that they expire and
         another worker (or this one, later) takes the topics."""
         with self._lock:
-            for topic_id in topic_ids:
-                if topic_id in self._held:
-                    self._held[topic_id] = 0.0
+            self._renewed.difference_update(topic_ids)
 
     @contextmanager
     def leased(self, topic_ids: Sequence[str], *, due_only: bool, limit: int = CLAIM_BATCH,
                initial: bool = True) -> Iterator[list[str]]:
-        """claim(), then finish() the claimed topics however the block ends, except when stopping
-        (release: another worker refreshes them now rather than at their next due time)."""
+        """claim(), then finish() the claimed topics when the block is done; if it raises (stopping, a
+        refresh abandoned), release() them instead: due still, another worker takes them at once."""
         claimed = self.claim(topic_ids, due_only=due_only, limit=limit, initial=initial)
         try:
             yield claimed
@@ -135,7 +142,7 @@ class Fleet:
         """Who holds each of these topics' leases now (a topic whose lease ran out is not listed)."""
         now = now_utc()
         with self._lock:
-            runs = {r.topic: r for r in self._store.topic_runs()}
+            runs = {r.topic: r for r in self._state().topic_runs()}
         held = {}
         for topic_id in topic_ids:
             run = runs.get(topic_id)
@@ -162,10 +169,8 @@ class Fleet:
     def renew(self) -> None:
         now = now_utc()
         with self._lock:
-            mono = time.monotonic()
-            live = [t for t, until in self._held.items() if until > mono]
-            self._store.renew_leases(self.name, live, now, self.lease)
-            self._store.worker_seen(self.name, now)
+            self._state().renew_leases(self.name, sorted(self._renewed), now, self.lease)
+            self._state().worker_seen(self.name, now)
 
     def close(self) -> None:
         """Leave: stop the heartbeat, let every held lease go, and leave the list of live workers."""
@@ -174,9 +179,9 @@ class Fleet:
             self._heartbeat.join(timeout=5)
         with self._lock:
             try:
-                if self._held:
-                    self._store.release_topics(self.name, list(self._held))
-                self._store.forget_worker(self.name)
+                if self._claimed_at:
+                    self._state().release_topics(self.name, list(self._claimed_at))
+                self._state().forget_worker(self.name)
             finally:
                 self._store.close()
 

@@ -271,3 +271,29 @@ def test_a_hosts_gap_holds_across_workers(http_server, pg_url, now, shared):
         assert min(gaps) >= gap * 0.9, gaps
     else:
         assert min(gaps) < gap * 0.5, gaps  # the two processes' requests overlap: the test can fail
+
+
+def test_a_worker_connects_again_after_the_server_dropped_it(tmp_path, pg_url, monkeypatch):
+    """A database restart drops every connection: the worker's next poll (or heartbeat) connects again,
+    where it would otherwise fail until the worker itself was restarted."""
+    import psycopg
+
+    from feedsvc.config import load_config
+    from feedsvc.daemon import next_due
+    from feedsvc.errors import StoreError
+    from feedsvc.fleet import Fleet
+
+    monkeypatch.setenv("FEEDSVC_STATE", pg_url)
+    config = load_config(write_config(tmp_path, [f"http://127.0.0.1:9/t{n}" for n in range(3)]))
+    ids = [t.id for t in config.topics]
+    fleet = Fleet(config, lambda topic, now: next_due(config, topic, now))
+    try:
+        assert sorted(fleet.claim(ids, due_only=False)) == ids
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        with pytest.raises(StoreError):  # the call that finds the connection gone fails, in one line
+            fleet.holders(ids)
+        assert fleet.holders(ids) == {t: fleet.name for t in ids}  # and the next one connects again
+    finally:
+        fleet.close()

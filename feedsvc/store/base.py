@@ -182,6 +182,11 @@ class Store:
         """Abandon the statement running on this connection, from another thread (it raises StoreError)."""
         raise NotImplementedError
 
+    @property
+    def broken(self) -> bool:
+        """The connection is gone (a database server restarted): open the store again. Never for a file."""
+        return False
+
     def lock_for_write(self) -> None:
         """Serialize writers across processes: from here to the end of the open transaction, no other
         feedsvc writes this state. Call it before reading what a write decides from (dedupe's plan).

@@ -163,6 +163,10 @@ class PostgresStore(Store):
     def in_group(self) -> bool:
         return self._db.info.transaction_status != pq.TransactionStatus.IDLE
 
+    @property
+    def broken(self) -> bool:
+        return bool(self._db.broken or self._db.closed)
+
     def lock_for_write(self) -> None:
         if self._locked:
             return
