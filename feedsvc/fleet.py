@@ -56,6 +56,7 @@ class Fleet:
         self._lock = threading.Lock()
         self._claimed_at: dict[str, datetime] = {}  # the topics this worker holds -> when it claimed them
         self._renewed: set[str] = set()  # those the heartbeat renews (not an abandoned refresh's)
+        self._ensured: set[str] = set()  # topics known to have a row in the state's schedule
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
         with self._lock:
@@ -78,12 +79,14 @@ class Fleet:
         lease is free or expired, the longest due first. A topic the state has not seen yet is due
         now (or, without `initial`, when its schedule first says)."""
         now = now_utc()
-        wanted = set(topic_ids)
+        new = set(topic_ids) - self._ensured  # (known ones are not written again: a poll a second)
         # "now" a minute back: a worker whose clock runs a little behind sees a new topic due too
         first_due = {t.id: now - timedelta(minutes=1) if initial else self.next_due(t, now)
-                     for t in self.config.topics if t.id in wanted}
+                     for t in self.config.topics if t.id in new}
         with self._lock:
-            self._state().ensure_topics(first_due)
+            if first_due:
+                self._state().ensure_topics(first_due)
+                self._ensured.update(first_due)
             if due_only:  # no more than a fair share of what is due: the other workers take the rest
                 due, alive = self._state().fleet_load(topic_ids, now, now - 2 * self.lease)
                 limit = min(limit, max(1, -(-due // max(alive, 1))))
