@@ -237,7 +237,7 @@ def job_deadline(topic: TopicConfig, config: Config, margin: float = JOB_MARGIN)
     turn, with their pacing); with article pages, those too (article_limit a host). `margin` is for
     the rest: parsing, saving, publishing. A refresh that is only slow stays well inside this; one
     past it is waiting for something that is not coming (a parse that never returns, a bug)."""
-    from feedsvc.fetch import time_bound  # imported late, as pipeline is: it imports requests
+    from feedsvc.pipeline import time_bound  # imported late: it imports requests
 
     bound = functools.partial(time_bound, timeout=config.timeout.total_seconds(),
                               host_delay=config.host_delay.total_seconds(),

@@ -32,6 +32,7 @@ from feedsvc import __version__, abandon, dedupe, publish, websub
 from feedsvc.config import Config, Selectors, SourceConfig, TopicConfig
 from feedsvc.errors import SourceError, UsageError
 from feedsvc.fetch import Fetcher, next_try_at
+from feedsvc.fetch import time_bound as time_bound  # re-exported: the daemon bounds its jobs with it
 from feedsvc.model import (Article, Entry, Item, NotModified, Page, RawItem, RefreshResult, RobotsTxt, SourceOutcome,
                            SourceState)
 from feedsvc.store import Store
