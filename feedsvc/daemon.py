@@ -28,7 +28,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -376,14 +377,10 @@ class Daemon:
         if topic is None:  # removed by a reload while this run was due
             return None
         run = _Run(topic_id, job_deadline(topic, config, self.job_margin))
-        with self._idle:
-            self._runs.add(run)
         try:
-            try:
+            with self._watched(run):
                 with abandon.scope(run.scope):
                     return self._refresh_locked(config, topic_id, run)
-            finally:
-                run.finish()
         except BaseException as exc:  # noqa: BLE001 - Abandoned is one, and is expected
             if run.abandoned:  # reported when it was abandoned; whatever it ended with is no news
                 since = time.monotonic() - (run.started or time.monotonic())
@@ -402,19 +399,28 @@ class Daemon:
             else:
                 raise
         finally:
+            if run.abandoned:
+                collect_abandoned()
+            release_memory()
+        return None
+
+    @contextmanager
+    def _watched(self, run: _Run) -> Iterator[None]:
+        """The block is `run`, which the watchdog sees until it ends (or abandons it past its deadline)."""
+        with self._idle:
+            self._runs.add(run)
+        self._wake.set()
+        try:
+            try:
+                yield
+            finally:
+                run.finish()
+        finally:
             with self._idle:
                 self._runs.discard(run)
                 if run in self._stuck:
                     self._stuck.remove(run)
                 self._idle.notify_all()
-            if run.abandoned:
-                # Abandoned may have landed inside a cleanup (a `with` block's exit) and cut it short: what
-                # it would have closed is garbage now, in reference cycles (exceptions and their frames).
-                # Collected here, in the thread that opened it: a store's connection closes and rolls back
-                # its open transaction, releasing SQLite's write lock for the refreshes after it.
-                gc.collect()
-            release_memory()
-        return None
 
     def _refresh_locked(self, config: Config, topic_id: str, run: _Run) -> RefreshResult | None:
         refresh = self._pipeline_refresh()
@@ -471,6 +477,7 @@ class Daemon:
             config = self.config  # a reload applies from the next batch
             self.fleet.config, self.fleet.next_due = config, functools.partial(next_due, config)
             results: Sequence[RefreshResult] = []
+            abandoned = False
             try:
                 # A failed refresh still moves the topics to their next due time (the failure is in
                 # their sources' health): retried at once, a broken topic would take every poll.
@@ -483,8 +490,11 @@ class Daemon:
                 log.error("fleet: %s", exc)
                 return done
             except abandon.Abandoned:  # reported when it was abandoned; its leases were let go on the way out
+                abandoned = True
                 return done
             finally:
+                if abandoned:
+                    collect_abandoned()
                 release_memory()
             for result in results:
                 log_result(result, result.seconds or 0.0)
@@ -499,29 +509,15 @@ class Daemon:
         run = _Run(", ".join(claimed), batch_deadline(topics, config, self.job_margin), job_id="fleet",
                    topic_ids=claimed)
         run.started = time.monotonic()  # no state lock to wait for: the clock starts now
-        with self._idle:
-            self._runs.add(run)
-        self._wake.set()
         try:
-            try:
-                with abandon.scope(run.scope):
-                    return self._pipeline_refresh()(config, claimed, now=datetime.now(UTC))
-            finally:
-                run.finish()
+            with self._watched(run), abandon.scope(run.scope):
+                return self._pipeline_refresh()(config, claimed, now=datetime.now(UTC))
         except FeedsvcError as exc:
             log.error("%s: refresh failed: %s", run.topic_id, exc)
         except abandon.Abandoned:
             raise
         except Exception:  # a bug: keep the traceback, keep the schedule
             log.exception("%s: refresh crashed (a bug; the schedule goes on)", run.topic_id)
-        finally:
-            with self._idle:
-                self._runs.discard(run)
-                if run in self._stuck:
-                    self._stuck.remove(run)
-                self._idle.notify_all()
-            if run.abandoned:
-                gc.collect()  # as in refresh_topic: what a cut-short cleanup left open
         return []
 
     def _pipeline_refresh(self) -> RefreshFn:
@@ -692,6 +688,15 @@ def limit_malloc_arenas() -> None:
     anyway. Must run before those threads start."""
     if _mallopt is not None and "MALLOC_ARENA_MAX" not in os.environ:
         _mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+
+
+def collect_abandoned() -> None:
+    """After an abandoned refresh has unwound, once its exception is handled (until then its traceback
+    keeps the frames alive). Abandoned may have landed inside a cleanup (a `with` block's exit) and cut
+    it short: what it would have closed is garbage now, in reference cycles (exceptions and their
+    frames). Collected here, in the thread that opened it: a store's connection closes and rolls back
+    its open transaction, releasing SQLite's write lock for the refreshes after it."""
+    gc.collect()
 
 
 def release_memory() -> None:

@@ -6,6 +6,13 @@ loads no database driver.
 
 from __future__ import annotations
 
+# 8, the same in both dialects
+USUAL_COUNTS = """
+    ALTER TABLE sources ADD COLUMN usual_item_count INTEGER;
+    ALTER TABLE sources ADD COLUMN degraded_runs INTEGER NOT NULL DEFAULT 0;
+    UPDATE sources SET usual_item_count = last_item_count;
+"""
+
 MIGRATIONS: list[str] = [
     # 1: the first schema
     """
@@ -113,11 +120,7 @@ MIGRATIONS: list[str] = [
     END;
     """,
     # 8: a source's usual item count and how many refreshes in a row found far fewer ("degraded")
-    """
-    ALTER TABLE sources ADD COLUMN usual_item_count INTEGER;
-    ALTER TABLE sources ADD COLUMN degraded_runs INTEGER NOT NULL DEFAULT 0;
-    UPDATE sources SET usual_item_count = last_item_count;
-    """,
+    USUAL_COUNTS,
     # 9: each story's own page, read once (article = "meta" / "full"): what it added, or why it could not be
     # read and when to try again. Kept apart from the story's row, which stays what the listing gave: the
     # listing is compared with it on every refresh. Reading one moves its topics' versions (a feed shows it).
@@ -300,11 +303,7 @@ PG_MIGRATIONS: list[str] = [
     EXECUTE FUNCTION story_changed();
     """,
     # 8
-    """
-    ALTER TABLE sources ADD COLUMN usual_item_count INTEGER;
-    ALTER TABLE sources ADD COLUMN degraded_runs INTEGER NOT NULL DEFAULT 0;
-    UPDATE sources SET usual_item_count = last_item_count;
-    """,
+    USUAL_COUNTS,
     # 9
     """
     CREATE TABLE articles (
