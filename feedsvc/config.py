@@ -271,14 +271,16 @@ OWN_INDEX_MARKS = {"index.html": (b'title="All feeds (OPML)"', b'">feedsvc</a>')
                    "index.opml": (b"<title>feedsvc feeds</title>",)}
 
 
-def _ends(path: Path, size: int = 65_536) -> bytes:
-    """The first and last `size` bytes of a file: where an index's marks are (its head and its footer),
-    however many topics it lists (a 1,000-topic index.html is 7 MB)."""
+def _has_all(path: Path, marks: tuple[bytes, ...], chunk: int = 1 << 20) -> bool:
+    """Whether the file holds every mark, read a chunk at a time: an index lists every topic in its
+    head and its body (7 MB at 1,000 topics), so its marks can lie anywhere in it."""
+    missing, overlap, tail = set(marks), max(map(len, marks)) - 1, b""
     with path.open("rb") as f:
-        head = f.read(size)
-        f.seek(0, 2)
-        f.seek(max(len(head), f.tell() - size))
-        return head + f.read()
+        while missing and (block := f.read(chunk)):
+            window = tail + block
+            missing = {m for m in missing if m not in window}
+            tail = window[-overlap:] if overlap else b""
+    return not missing
 
 
 def foreign_index(output_dir: Path) -> Path | None:
@@ -286,12 +288,12 @@ def foreign_index(output_dir: Path) -> Path | None:
     for name, marks in OWN_INDEX_MARKS.items():
         path = output_dir / name
         try:
-            data = _ends(path)
+            own = _has_all(path, marks)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             continue
         except OSError:
             return path
-        if not all(m in data for m in marks):
+        if not own:
             return path
     return None
 
