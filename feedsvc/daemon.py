@@ -51,6 +51,7 @@ from feedsvc.model import RefreshResult
 
 log = logging.getLogger(__name__)
 
+INDEX_EVERY = 60.0  # seconds: index.html (the operator's page) is rewritten at most this often by `run`
 STOP_GRACE = 2.0  # seconds a running refresh may take to finish after SIGTERM before it is abandoned
 WORKER_TASKS = 1000  # pages (or feeds) a parse worker handles before the daemon replaces it
 # Seconds a job may take beyond fetching its pages before it is called stuck: parsing (a batch is cut
@@ -530,7 +531,7 @@ class Daemon:
         with self._workers_lock:  # two topics' jobs may get here at once
             if self._workers is None:
                 self._workers = pipeline.Workers(pipeline.default_workers(), tasks_per_worker=WORKER_TASKS)
-        return functools.partial(pipeline.refresh, workers=self._workers)
+        return functools.partial(pipeline.refresh, workers=self._workers, index_every=INDEX_EVERY)
 
     def running(self) -> set[str]:
         with self._idle:

@@ -28,7 +28,7 @@ from feedsvc.store import Store
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0  # how often a worker looks for due topics: one indexed query
-CLAIM_BATCH = 64  # topics one worker refreshes together (fetched in parallel, saved in groups)
+CLAIM_BATCH = 128  # topics one worker refreshes together (fetched in parallel, saved in groups)
 NextDue = Callable[[TopicConfig, datetime], datetime]
 
 

@@ -96,8 +96,10 @@ def make_fetcher(config: Config, robots: dict[str, RobotsTxt] | None = None,
 
 
 def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: datetime, force: bool = False,
-            progress: Progress | None = None, workers: Workers | None = None) -> list[RefreshResult]:
+            progress: Progress | None = None, workers: Workers | None = None,
+            index_every: float = 0.0) -> list[RefreshResult]:
     """Refresh the named topics (all when None) and publish what changed (a dry run: `plan_topics`).
+    `index_every`: the daemon's bound on how often index.html is rewritten (see publish_indexes).
 
     `workers` parse pages and render feeds: by default a pool sized for this refresh, started and
     stopped with it; the daemon passes the one it keeps. A refresh of a few pages does it all
@@ -157,7 +159,7 @@ def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: date
         # a feed back; what they add is published by a second render of the topics they touched.
         if any(s.article != "off" for t in topics for s in t.sources):
             read_articles(config, topics, store, now, results)
-        publish_indexes(config, store)
+        publish_indexes(config, store, index_every)
         order = {t.id: i for i, t in enumerate(topics)}
         results.sort(key=lambda r: order[r.topic])
         for r in results:
@@ -409,15 +411,22 @@ def feeds_current(config: Config, topic: TopicConfig, store: Store, key: str) ->
                     for fmt in topic.formats))
 
 
-def publish_indexes(config: Config, store: Store) -> list[Path]:
+def publish_indexes(config: Config, store: Store, at_most_every: float = 0.0) -> list[Path]:
     """index.opml and index.html, re-rendered only when a feed, the list of topics or the health
-    that index.html shows (each source's state, last refresh) changed."""
+    that index.html shows (each source's state, last refresh) changed; and, with `at_most_every`
+    (the daemon's), no more than once in that many seconds while the list of topics stays the same:
+    at 1,000 topics, rendering it after every batch of a worker was most of a warm cycle."""
+    keys = store.render_keys([f"topic:{t.id}" for t in config.topics] + ["index", "index:topics"])
+    topics_key = digest(__version__, config.topics, config.base_url)
+    html = config.output_dir / "index.html"
+    there = html.exists() and (config.output_dir / "index.opml").exists()
+    if there and at_most_every and keys.get("index:topics") == topics_key \
+            and time.time() - html.stat().st_mtime < at_most_every:
+        return []
     states = {s.url: s for s in store.source_states()}
     health = publish.index_health(config, states)
-    key = digest(__version__, config.topics, config.base_url,
-                 [store.render_key(f"topic:{t.id}") for t in config.topics], health)
-    if (config.output_dir / "index.html").exists() and (config.output_dir / "index.opml").exists() \
-            and store.render_key("index") == key:
+    key = digest(topics_key, [keys.get(f"topic:{t.id}") for t in config.topics], health)
+    if there and keys.get("index") == key:
         return []
     # entry counts change only with a feed, whose render key is in the key already
     counts = {t.id: min(store.topic_entry_count(t.id), t.max_entries) for t in config.topics}
@@ -425,6 +434,7 @@ def publish_indexes(config: Config, store: Store) -> list[Path]:
         config, {t.id: store.entries(t.id, limit=min(t.max_entries, publish.INDEX_ENTRIES)) for t in config.topics},
         health, counts)
     store.set_render_key("index", key)
+    store.set_render_key("index:topics", topics_key)
     return written
 
 

@@ -519,3 +519,26 @@ def test_the_parser_waits_for_its_oldest_pages_past_its_backlog() -> None:
         assert settled == [f"https://news.example/{i}" for i in range(8)]  # oldest first, until 4 remain
         assert len(parser.pending) == 4
         assert [len(p.result.items) for _, p in parser.results()] == [3] * 4
+
+
+@pytest.mark.parametrize("every", [0.0, 60.0])
+def test_the_daemons_index_is_rewritten_at_most_once_a_minute_while_its_topics_stay(http_server, tmp_path: Path,
+                                                                                    every: float) -> None:
+    """`run` passes index_every: a changed page gives a new feed at once, the index.html that lists it
+    waits for its minute (at 1,000 topics rendering it after every batch was most of a warm cycle);
+    a new topic in the config is listed at once."""
+    pages = {"a": listing(3, "a"), "b": listing(3, "b")}
+    urls = {t: http_server.route(f"/{t}", handler=lambda h, t=t: conditional(pages[t].encode(),
+                                                                              f'"{len(pages[t])}"')(h))
+            for t in pages}
+    config = make_config(tmp_path, {"a": [urls["a"]]})
+    pipeline.refresh(config, now=NOW, index_every=every)
+    index = config.output_dir / "index.html"
+    before = index.read_bytes()
+    pages["a"] = listing(5, "a")
+    pipeline.refresh(config, now=NOW + timedelta(minutes=5), index_every=every)
+    assert len(feedparser.parse((config.output_dir / "a.atom").read_bytes()).entries) == 5  # the feed: at once
+    assert (index.read_bytes() == before) == bool(every)
+    config = make_config(tmp_path, {"a": [urls["a"]], "b": [urls["b"]]})
+    pipeline.refresh(config, now=NOW + timedelta(minutes=6), index_every=every)
+    assert 'id="topic-b"' in index.read_text(encoding="utf-8")  # a new topic is listed at once

@@ -516,6 +516,12 @@ class Store:
         row = self._exec("SELECT key FROM rendered WHERE name = ?", (name,)).fetchone()
         return row[0] if row else None
 
+    @_mapped
+    def render_keys(self, names: Iterable[str]) -> dict[str, str]:
+        """render_key() of many files in one query a chunk (the index's key covers every topic's feed)."""
+        return {row[0]: row[1] for marks, chunk in _in_chunks(names)
+                for row in self._exec(f"SELECT name, key FROM rendered WHERE name IN ({marks})", chunk)}
+
     @_writes
     def set_render_key(self, name: str, key: str) -> None:
         self.lock_for_write()  # one statement: in the group's transaction, or alone in autocommit
