@@ -607,7 +607,7 @@ class Fetcher:
             if o.rules is None:
                 known = self.known_robots.get(origin)
                 if known is not None:
-                    o.rules = _robots_rules(f"{origin}/robots.txt", known.status, known.body)
+                    o.rules = _stored_rules(known)
                 else:
                     try:
                         o.rules = self._load_robots(origin, deadline, now)
@@ -684,6 +684,52 @@ class Fetcher:
             self.fetched_robots.append(RobotsTxt(origin, status, text, now))
             return _robots_rules(robots_url, status, text)
         return _robots_rules(robots_url, status, "")
+
+
+class _ParsedRobots:
+    """robots.txt kept in the store, parsed once for all the fetchers of a process (the refreshes of
+    `feedsvc run`, each with a fetcher of its own, read the same stored copy for a day). Keyed by the
+    origin and when it was fetched; the status and text are compared too, so that a different copy
+    is parsed anew. A parsed RobotFileParser is only read after parse() (can_fetch, crawl_delay), so
+    fetchers in several threads can share one. Bounded by entries and by the text they hold."""
+
+    MAX_ENTRIES = 4096
+    MAX_CHARS = 16_000_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: dict[tuple[str, datetime], tuple[int, str, RobotFileParser]] = {}
+        self._chars = 0
+
+    def get(self, known: RobotsTxt) -> RobotFileParser:
+        key = (known.origin, known.fetched_at)
+        with self._lock:
+            hit = self._rules.get(key)
+        if hit is not None and hit[0] == known.status and hit[1] == known.body:
+            return hit[2]
+        rules = _robots_rules(f"{known.origin}/robots.txt", known.status, known.body)
+        with self._lock:
+            old = self._rules.pop(key, None)
+            if old is not None:
+                self._chars -= len(old[1])
+            self._rules[key] = (known.status, known.body, rules)
+            self._chars += len(known.body)
+            while self._rules and (len(self._rules) > self.MAX_ENTRIES or self._chars > self.MAX_CHARS):
+                self._chars -= len(self._rules.pop(next(iter(self._rules)))[1])  # the oldest first
+        return rules
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+            self._chars = 0
+
+
+_PARSED_ROBOTS = _ParsedRobots()
+
+
+def _stored_rules(known: RobotsTxt) -> RobotFileParser:
+    """The rules of a robots.txt from the store (see _ParsedRobots)."""
+    return _PARSED_ROBOTS.get(known)
 
 
 def _robots_rules(robots_url: str, status: int, body: str) -> RobotFileParser:

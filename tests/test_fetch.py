@@ -493,6 +493,32 @@ def test_robots_txt_disallowing_the_path(http_server, now):
     assert len(http_server.hits_for("/robots.txt")) == 1  # cached per host
 
 
+def test_a_stored_robots_txt_is_parsed_once_for_every_fetcher_of_the_process(http_server, now, monkeypatch):
+    """`feedsvc run` makes a fetcher a refresh, and each was handed the same stored robots.txt: it is
+    parsed once, and a different copy (fetched again, or changed) is parsed anew, never served stale."""
+    from feedsvc import fetch
+    from feedsvc.model import RobotsTxt
+
+    parsed: list[str] = []
+    real = fetch._robots_rules
+    monkeypatch.setattr(fetch, "_robots_rules", lambda url, status, body: parsed.append(body) or real(url, status, body))
+    url = http_server.route("/private/news", HTML)
+    origin = url.split("/private/")[0]
+    stored = RobotsTxt(origin, 200, "User-agent: *\nDisallow: /private/\n", now - timedelta(hours=1))
+    for _ in range(3):
+        with make_fetcher(robots={origin: stored}) as f:
+            err, _ = fetch_error(f, url, now)
+            assert err.kind == "robots"
+    assert len(parsed) == 1
+    changed = RobotsTxt(origin, 200, "User-agent: *\nAllow: /\n", stored.fetched_at)  # same time, other text
+    again = RobotsTxt(origin, 200, "User-agent: *\nAllow: /\n", now)
+    for known in (changed, again):
+        with make_fetcher(robots={origin: known}) as f:
+            assert isinstance(f.fetch(src(url), None, now=now), Page)
+    assert len(parsed) == 3
+    assert http_server.hits_for("/robots.txt") == []  # the stored copies answered
+
+
 def test_robots_false_skips_robots_txt_and_logs_it(http_server, now, caplog):
     http_server.route("/robots.txt", "User-agent: *\nDisallow: /\n")
     url = http_server.route("/p", HTML)
