@@ -36,7 +36,9 @@ import requests
 import urllib3.connection
 import urllib3.connectionpool
 import urllib3.exceptions
+import urllib3.response
 from requests.adapters import HTTPAdapter
+from requests.cookies import RequestsCookieJar, extract_cookies_to_jar
 
 from feedsvc import abandon, uri
 from feedsvc.config import SourceConfig
@@ -173,7 +175,8 @@ class Fetcher:
         # lends one connection at a time: 2 leaves a margin. (A pool is filled with `pool_maxsize`
         # empty slots when made and drained when dropped: at 10, 51 µs a host instead of 26, on a
         # refresh that meets a new host for nearly every page.)
-        adapter = _WatchedAdapter(pool_connections=max(10, max_workers), pool_maxsize=2, max_retries=0)
+        adapter = self._adapter = _WatchedAdapter(pool_connections=max(10, max_workers), pool_maxsize=2,
+                                                  max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         # The environment's proxies and CA bundle, read once per host: with trust_env, requests reads
@@ -454,7 +457,13 @@ class Fetcher:
         remaining = deadline.remaining()
         netloc = urlsplit(url).netloc
         try:
-            resp = self._session.send(self._prepare(url, headers), stream=True, allow_redirects=False,
+            prep = self._prepare(url, headers)
+            # Handed to the adapter Session.send() would pick (requests still sends, pools and reads it):
+            # of what Session.send() adds, feedsvc uses only the cookies a response sets, kept below.
+            # It also reads a redirect's whole body, decoded, to pass the connection on (_response
+            # reads at most max_bytes of it, as sent), times the request, runs the session's
+            # response hooks (there are none) and prepares the request a redirect would lead to.
+            resp = self._adapter.send(prep, stream=True, verify=self._session.verify, cert=self._session.cert,
                                       proxies=self._proxies_for(url),
                                       timeout=(min(self.connect_timeout, remaining), remaining))
         except requests.exceptions.ConnectTimeout:
@@ -471,6 +480,7 @@ class Fetcher:
             raise FetchError("network", f"{url}: {_reason(exc)}") from None
         with resp:
             try:
+                _keep_cookies(self._session.cookies, prep, resp.raw)
                 return self._response(resp, url, deadline, now)
             finally:
                 watch.disarm()  # before the connection goes back to the pool
@@ -500,6 +510,7 @@ class Fetcher:
             location = resp.headers.get("Location")
             if not location:
                 raise FetchError("redirects", f"HTTP {status} from {url} without a Location header")
+            self._drain(resp.raw)
             return uri.join(url, location.strip())  # as a browser follows it: '//' in a path kept
         if status == 304:
             return status, resp_headers, b""
@@ -514,6 +525,19 @@ class Fetcher:
                 raise _Retryable(FetchError("http", reason))
             raise FetchError("http", reason)
         return status, resp_headers, self._read_body(resp, url, deadline)
+
+    def _drain(self, raw: urllib3.response.BaseHTTPResponse) -> None:
+        """Read a redirect's body (as sent, at most max_bytes), so that its connection can serve the
+        next request; one that sends more, or fails, is closed instead. (Session.send() read it whole.)"""
+        left = self.max_bytes
+        try:
+            while left > 0:
+                chunk = raw.read1(CHUNK, decode_content=False)
+                if not chunk:
+                    return
+                left -= len(chunk)
+        except (urllib3.exceptions.HTTPError, OSError):
+            pass
 
     def _read_body(self, resp: requests.Response, url: str, deadline: _Deadline) -> bytes:
         """Read the body as a stream: decoded bytes counted against the cap, the clock against the deadline."""
@@ -740,6 +764,16 @@ _PARSED_ROBOTS = _ParsedRobots()
 def _stored_rules(known: RobotsTxt) -> RobotFileParser:
     """The rules of a robots.txt from the store (see _ParsedRobots)."""
     return _PARSED_ROBOTS.get(known)
+
+
+def _keep_cookies(jar: RequestsCookieJar, prep: requests.PreparedRequest,
+                  raw: urllib3.response.BaseHTTPResponse) -> None:
+    """The cookies a response sets, into the session's jar, as Session.send() keeps them (a site's
+    later requests in this run send them back). Most responses set none: nothing to parse then."""
+    msg = getattr(raw, "_original_response", None)
+    msg = getattr(msg, "msg", None)
+    if msg is None or "Set-Cookie" in msg or "Set-Cookie2" in msg:
+        extract_cookies_to_jar(jar, prep, raw)
 
 
 def _robots_rules(robots_url: str, status: int, body: str) -> RobotFileParser:

@@ -201,6 +201,38 @@ def test_redirect_followed_and_final_url_reported(http_server, now):
     assert isinstance(page, Page) and page.url == final and page.text == HTML
 
 
+def test_cookies_a_response_sets_are_sent_back_within_the_run(http_server, now):
+    """The fetcher hands its requests to requests' adapter, not Session.send(): the cookies a response
+    sets are still kept (a redirect that sets one gets it back on the next hop, as with Session.send),
+    and a redirect's body is read so that its connection serves the next hop."""
+    ports: list[int] = []
+
+    def gate(h: BaseHTTPRequestHandler) -> None:
+        ports.append(h.client_address[1])
+        body = b"moved " * 50_000
+        h.send_response(302)
+        h.send_header("Location", "/landing")
+        h.send_header("Set-Cookie", "consent=yes; Path=/")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    def landing(h: BaseHTTPRequestHandler) -> None:
+        ports.append(h.client_address[1])
+        respond(h, HTML.encode(), "text/html")
+
+    url = http_server.route("/gate", handler=gate)
+    final = http_server.route("/landing", handler=landing)
+    later = http_server.route("/later", HTML, headers={"Content-Type": "text/html"})
+    with make_fetcher() as f:
+        assert f.fetch(src(url, robots=False), None, now=now).url == final
+        assert isinstance(f.fetch(src(later, robots=False), None, now=now), Page)
+    assert "Cookie" not in http_server.hits_for("/gate")[0].headers
+    assert http_server.hits_for("/landing")[0].headers["Cookie"] == "consent=yes"
+    assert http_server.hits_for("/later")[0].headers["Cookie"] == "consent=yes"
+    assert len(ports) == 2 and ports[0] == ports[1]  # one connection: the redirect's body was read
+
+
 def test_gzip_body_is_decompressed(http_server, now):
     url = http_server.route("/gz", gzip.compress(HTML.encode()),
                             headers={"Content-Type": "text/html", "Content-Encoding": "gzip"})
