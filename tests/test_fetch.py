@@ -193,6 +193,25 @@ def test_a_page_request_sends_what_session_get_sent(http_server, now):
     assert "gzip" in sent["Accept-Encoding"] and sent["Accept"].startswith("text/html")
 
 
+def test_a_page_url_is_sent_as_session_get_sends_it_every_time(http_server, now):
+    """A URL's prepared form (quoting, IDNA) is kept across fetchers: every request of it is sent as
+    requests prepares it, and a header requests refuses still fails the source, not the refresh."""
+    import requests
+
+    url = http_server.url("/ニュース/a b?q=é")
+    expected = requests.Request("GET", url).prepare().path_url
+    http_server.route(expected.split("?")[0], HTML, headers={"Content-Type": "text/html"})
+    for _ in range(2):
+        with make_fetcher() as f:
+            assert isinstance(f.fetch(src(url, robots=False), None, now=now), Page)
+    assert [h.path for h in http_server.hits] == [expected, expected]
+    with make_fetcher() as f:
+        with pytest.raises(FetchError) as info:
+            f.fetch(src(url, robots=False), SourceState(url, etag='"e"\r\nX-Injected: 1'), now=now)
+    assert info.value.kind == "network" and "Invalid" in info.value.message
+    assert len(http_server.hits) == 2
+
+
 def test_redirect_followed_and_final_url_reported(http_server, now):
     final = http_server.route("/new", HTML, headers={"Content-Type": "text/html"})
     url = http_server.route("/old", status=301, headers={"Location": "/new"})
