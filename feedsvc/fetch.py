@@ -803,10 +803,31 @@ def _keep_cookies(jar: RequestsCookieJar, prep: requests.PreparedRequest,
         extract_cookies_to_jar(jar, prep, raw)
 
 
+class _Rules(RobotFileParser):
+    """Parsed rules that remember their verdicts: kept across refreshes (_ParsedRobots), they are
+    asked about the same page URLs each time, and can_fetch() quotes and splits the URL again
+    each time. parse() is done before any verdict is asked, and no verdict changes after it."""
+
+    MAX_VERDICTS = 1024
+
+    def __init__(self, url: str = "") -> None:
+        super().__init__(url)
+        self._verdicts: dict[tuple[str, str], bool] = {}
+
+    def can_fetch(self, useragent: str, url: str) -> bool:
+        key = (useragent, url)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = super().can_fetch(useragent, url)
+            if len(self._verdicts) < self.MAX_VERDICTS:
+                self._verdicts[key] = verdict
+        return verdict
+
+
 def _robots_rules(robots_url: str, status: int, body: str) -> RobotFileParser:
     """The rules of a robots.txt answered with `status`: a 4xx (RFC 9309) or a 5xx (our choice, logged
     by the caller) mean none; a 200, the rules in `body`."""
-    rp = RobotFileParser(robots_url)
+    rp = _Rules(robots_url)
     if status >= 400:
         rp.allow_all = True  # type: ignore[attr-defined]  # RobotFileParser's own flag, not in typeshed
     else:
