@@ -10,6 +10,7 @@ only. Conditional GET with the validators the store kept; 304 -> NotModified wit
 
 from __future__ import annotations
 
+import collections
 import email.utils
 import heapq
 import ipaddress
@@ -35,7 +36,10 @@ import requests
 import urllib3.connection
 import urllib3.connectionpool
 import urllib3.exceptions
+import urllib3.response
 from requests.adapters import HTTPAdapter
+from requests.cookies import RequestsCookieJar, extract_cookies_to_jar
+from requests.utils import check_header_validity
 
 from feedsvc import abandon, uri
 from feedsvc.config import SourceConfig
@@ -172,13 +176,17 @@ class Fetcher:
         # lends one connection at a time: 2 leaves a margin. (A pool is filled with `pool_maxsize`
         # empty slots when made and drained when dropped: at 10, 51 µs a host instead of 26, on a
         # refresh that meets a new host for nearly every page.)
-        adapter = _WatchedAdapter(pool_connections=max(10, max_workers), pool_maxsize=2, max_retries=0)
+        adapter = self._adapter = _WatchedAdapter(pool_connections=max(10, max_workers), pool_maxsize=2,
+                                                  max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         # The environment's proxies and CA bundle, read once per host: with trust_env, requests reads
         # all of os.environ twice and looks for a ~/.netrc on every request, a fifth of the CPU of a
         # conditional GET. (.netrc credentials are not sent: feedsvc reads public pages.)
         self._session.trust_env = False
+        template = requests.PreparedRequest()
+        template.prepare_headers(self._session.headers)  # (checks each)
+        self._headers = template.headers
         bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         if bundle:
             self._session.verify = bundle
@@ -196,7 +204,7 @@ class Fetcher:
         self._watchdog = _Watchdog()
         # Non-public addresses are for configured sources only (their own host:port), unless allowed
         self.allow_private = allow_private
-        self.source_origins = frozenset(o for o in map(_host_port, source_urls) if o)
+        self.source_origins = _origins(tuple(source_urls))
         # With workers on several machines, a host's gap is the fleet's: `reserve(host, gap)` books the
         # next request slot in the shared state and says how long to wait for it (0: none).
         self.reserve = reserve
@@ -312,23 +320,32 @@ class Fetcher:
                 except queue.Full:
                     continue
 
-        def run(group: list[tuple[SourceConfig, SourceState | None]]) -> None:
-            for source, state in group:
-                if stop.is_set():
-                    return
-                try:
-                    put((source, self.fetch(source, state, now=now, force=force)))
-                except FetchError as exc:
-                    put((source, exc))
-                except BaseException as exc:  # a bug: hand it to the caller's thread
-                    put((source, _Crash(exc)))
+        # the longest queues first, so the total is close to the longest host's queue; each thread
+        # takes the next host's queue when it is done with one (one task a thread, not one a host:
+        # a task a host cost a tenth of the main thread of a refresh whose pages all answer 304)
+        todo = collections.deque(sorted(groups.values(), key=len, reverse=True))
 
-        pool = ThreadPoolExecutor(max_workers=min(self.max_workers, len(groups)),
-                                  thread_name_prefix="feedsvc-fetch")
+        def run() -> None:
+            while not stop.is_set():
+                try:
+                    group = todo.popleft()  # (atomic)
+                except IndexError:
+                    return
+                for source, state in group:
+                    if stop.is_set():
+                        return
+                    try:
+                        put((source, self.fetch(source, state, now=now, force=force)))
+                    except FetchError as exc:
+                        put((source, exc))
+                    except BaseException as exc:  # a bug: hand it to the caller's thread
+                        put((source, _Crash(exc)))
+
+        threads = min(self.max_workers, len(groups))
+        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="feedsvc-fetch")
         try:
-            # the longest queues first, so the total is close to the longest host's queue
-            for group in sorted(groups.values(), key=len, reverse=True):
-                pool.submit(run, group)
+            for _ in range(threads):
+                pool.submit(run)
             for _ in range(len(jobs)):
                 while True:
                     try:
@@ -444,7 +461,13 @@ class Fetcher:
         remaining = deadline.remaining()
         netloc = urlsplit(url).netloc
         try:
-            resp = self._session.send(self._prepare(url, headers), stream=True, allow_redirects=False,
+            prep = self._prepare(url, headers)
+            # Handed to the adapter Session.send() would pick (requests still sends, pools and reads it):
+            # of what Session.send() adds, feedsvc uses only the cookies a response sets, kept below.
+            # It also reads a redirect's whole body, decoded, to pass the connection on (_response
+            # reads at most max_bytes of it, as sent), times the request, runs the session's
+            # response hooks (there are none) and prepares the request a redirect would lead to.
+            resp = self._adapter.send(prep, stream=True, verify=self._session.verify, cert=self._session.cert,
                                       proxies=self._proxies_for(url),
                                       timeout=(min(self.connect_timeout, remaining), remaining))
         except requests.exceptions.ConnectTimeout:
@@ -461,6 +484,7 @@ class Fetcher:
             raise FetchError("network", f"{url}: {_reason(exc)}") from None
         with resp:
             try:
+                _keep_cookies(self._session.cookies, prep, resp.raw)
                 return self._response(resp, url, deadline, now)
             finally:
                 watch.disarm()  # before the connection goes back to the pool
@@ -472,10 +496,13 @@ class Fetcher:
         isinstance() checks against typing Protocols, slow on Python 3.11: 84 µs a request, 28 here."""
         prep = requests.PreparedRequest()
         prep.prepare_method("GET")
-        prep.prepare_url(url, None)
-        merged = self._session.headers.copy()
-        merged.update(headers)
-        prep.prepare_headers(merged)
+        prep.url = _prepared_url(url)
+        # the session's headers (set once, in __init__) checked once; ours, as prepare_headers() does
+        merged = self._headers.copy()
+        for header in headers.items():
+            check_header_validity(header)
+            merged[header[0]] = header[1]
+        prep.headers = merged
         prep.prepare_cookies(self._session.cookies)
         prep.prepare_body(None, None)
         prep.prepare_auth(None, url)
@@ -490,6 +517,7 @@ class Fetcher:
             location = resp.headers.get("Location")
             if not location:
                 raise FetchError("redirects", f"HTTP {status} from {url} without a Location header")
+            self._drain(resp.raw)
             return uri.join(url, location.strip())  # as a browser follows it: '//' in a path kept
         if status == 304:
             return status, resp_headers, b""
@@ -504,6 +532,19 @@ class Fetcher:
                 raise _Retryable(FetchError("http", reason))
             raise FetchError("http", reason)
         return status, resp_headers, self._read_body(resp, url, deadline)
+
+    def _drain(self, raw: urllib3.response.BaseHTTPResponse) -> None:
+        """Read a redirect's body (as sent, at most max_bytes), so that its connection can serve the
+        next request; one that sends more, or fails, is closed instead. (Session.send() read it whole.)"""
+        left = self.max_bytes
+        try:
+            while left > 0:
+                chunk = raw.read1(CHUNK, decode_content=False)
+                if not chunk:
+                    return
+                left -= len(chunk)
+        except (urllib3.exceptions.HTTPError, OSError):
+            pass
 
     def _read_body(self, resp: requests.Response, url: str, deadline: _Deadline) -> bytes:
         """Read the body as a stream: decoded bytes counted against the cap, the clock against the deadline."""
@@ -607,7 +648,7 @@ class Fetcher:
             if o.rules is None:
                 known = self.known_robots.get(origin)
                 if known is not None:
-                    o.rules = _robots_rules(f"{origin}/robots.txt", known.status, known.body)
+                    o.rules = _stored_rules(known)
                 else:
                     try:
                         o.rules = self._load_robots(origin, deadline, now)
@@ -686,10 +727,107 @@ class Fetcher:
         return _robots_rules(robots_url, status, "")
 
 
+class _ParsedRobots:
+    """robots.txt kept in the store, parsed once for all the fetchers of a process (the refreshes of
+    `feedsvc run`, each with a fetcher of its own, read the same stored copy for a day). Keyed by the
+    origin and when it was fetched; the status and text are compared too, so that a different copy
+    is parsed anew. A parsed RobotFileParser is only read after parse() (can_fetch, crawl_delay), so
+    fetchers in several threads can share one. Bounded by entries and by the text they hold."""
+
+    MAX_ENTRIES = 4096
+    MAX_CHARS = 16_000_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: dict[tuple[str, datetime], tuple[int, str, RobotFileParser]] = {}
+        self._chars = 0
+
+    def get(self, known: RobotsTxt) -> RobotFileParser:
+        key = (known.origin, known.fetched_at)
+        with self._lock:
+            hit = self._rules.get(key)
+        if hit is not None and hit[0] == known.status and hit[1] == known.body:
+            return hit[2]
+        rules = _robots_rules(f"{known.origin}/robots.txt", known.status, known.body)
+        with self._lock:
+            old = self._rules.pop(key, None)
+            if old is not None:
+                self._chars -= len(old[1])
+            self._rules[key] = (known.status, known.body, rules)
+            self._chars += len(known.body)
+            while self._rules and (len(self._rules) > self.MAX_ENTRIES or self._chars > self.MAX_CHARS):
+                self._chars -= len(self._rules.pop(next(iter(self._rules)))[1])  # the oldest first
+        return rules
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+            self._chars = 0
+
+
+_PARSED_ROBOTS = _ParsedRobots()
+
+
+def _stored_rules(known: RobotsTxt) -> RobotFileParser:
+    """The rules of a robots.txt from the store (see _ParsedRobots)."""
+    return _PARSED_ROBOTS.get(known)
+
+
+_PREPARED_URLS: dict[str, str] = {}
+_PREPARED_URLS_MAX = 8192
+
+
+def _prepared_url(url: str) -> str:
+    """The URL as PreparedRequest.prepare_url(url, None) makes it (IDNA host, quoting). A function of
+    the URL alone, asked for the same sources every refresh of `feedsvc run`: kept (a quarter of
+    preparing a request). A URL it refuses is not kept: it raises each time, as before."""
+    prepared = _PREPARED_URLS.get(url)
+    if prepared is None:
+        template = requests.PreparedRequest()
+        template.prepare_url(url, None)
+        prepared = template.url
+        assert prepared is not None
+        if len(_PREPARED_URLS) >= _PREPARED_URLS_MAX:
+            _PREPARED_URLS.clear()
+        _PREPARED_URLS[url] = prepared
+    return prepared
+
+
+def _keep_cookies(jar: RequestsCookieJar, prep: requests.PreparedRequest,
+                  raw: urllib3.response.BaseHTTPResponse) -> None:
+    """The cookies a response sets, into the session's jar, as Session.send() keeps them (a site's
+    later requests in this run send them back). Most responses set none: nothing to parse then."""
+    msg = getattr(raw, "_original_response", None)
+    msg = getattr(msg, "msg", None)
+    if msg is None or "Set-Cookie" in msg or "Set-Cookie2" in msg:
+        extract_cookies_to_jar(jar, prep, raw)
+
+
+class _Rules(RobotFileParser):
+    """Parsed rules that remember their verdicts: kept across refreshes (_ParsedRobots), they are
+    asked about the same page URLs each time, and can_fetch() quotes and splits the URL again
+    each time. parse() is done before any verdict is asked, and no verdict changes after it."""
+
+    MAX_VERDICTS = 1024
+
+    def __init__(self, url: str = "") -> None:
+        super().__init__(url)
+        self._verdicts: dict[tuple[str, str], bool] = {}
+
+    def can_fetch(self, useragent: str, url: str) -> bool:
+        key = (useragent, url)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = super().can_fetch(useragent, url)
+            if len(self._verdicts) < self.MAX_VERDICTS:
+                self._verdicts[key] = verdict
+        return verdict
+
+
 def _robots_rules(robots_url: str, status: int, body: str) -> RobotFileParser:
     """The rules of a robots.txt answered with `status`: a 4xx (RFC 9309) or a 5xx (our choice, logged
     by the caller) mean none; a 200, the rules in `body`."""
-    rp = RobotFileParser(robots_url)
+    rp = _Rules(robots_url)
     if status >= 400:
         rp.allow_all = True  # type: ignore[attr-defined]  # RobotFileParser's own flag, not in typeshed
     else:
@@ -808,6 +946,20 @@ class _Guard:
 
     def trusts(self, host: str, port: int) -> bool:
         return self.allow_all or (host, port) == self.own or (host, port) in self.origins
+
+
+_ORIGINS: list[tuple[tuple[str, ...], frozenset[tuple[str, int]]]] = []  # the last config's
+
+
+def _origins(urls: tuple[str, ...]) -> frozenset[tuple[str, int]]:
+    """The (host, port) of these URLs. The same config's are asked for at every refresh of `feedsvc
+    run`: the last answer is kept (a URL split a source each time was a tenth of the main thread)."""
+    last = _ORIGINS[-1] if _ORIGINS else None
+    if last is not None and last[0] == urls:
+        return last[1]
+    origins = frozenset(o for o in map(_host_port, urls) if o)
+    _ORIGINS[:] = [(urls, origins)]
+    return origins
 
 
 def _host_port(url: str) -> tuple[str, int] | None:

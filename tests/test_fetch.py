@@ -193,12 +193,63 @@ def test_a_page_request_sends_what_session_get_sent(http_server, now):
     assert "gzip" in sent["Accept-Encoding"] and sent["Accept"].startswith("text/html")
 
 
+def test_a_page_url_is_sent_as_session_get_sends_it_every_time(http_server, now):
+    """A URL's prepared form (quoting, IDNA) is kept across fetchers: every request of it is sent as
+    requests prepares it, and a header requests refuses still fails the source, not the refresh."""
+    import requests
+
+    url = http_server.url("/ニュース/a b?q=é")
+    expected = requests.Request("GET", url).prepare().path_url
+    http_server.route(expected.split("?")[0], HTML, headers={"Content-Type": "text/html"})
+    for _ in range(2):
+        with make_fetcher() as f:
+            assert isinstance(f.fetch(src(url, robots=False), None, now=now), Page)
+    assert [h.path for h in http_server.hits] == [expected, expected]
+    with make_fetcher() as f:
+        with pytest.raises(FetchError) as info:
+            f.fetch(src(url, robots=False), SourceState(url, etag='"e"\r\nX-Injected: 1'), now=now)
+    assert info.value.kind == "network" and "Invalid" in info.value.message
+    assert len(http_server.hits) == 2
+
+
 def test_redirect_followed_and_final_url_reported(http_server, now):
     final = http_server.route("/new", HTML, headers={"Content-Type": "text/html"})
     url = http_server.route("/old", status=301, headers={"Location": "/new"})
     with make_fetcher() as f:
         page = f.fetch(src(url), None, now=now)
     assert isinstance(page, Page) and page.url == final and page.text == HTML
+
+
+def test_cookies_a_response_sets_are_sent_back_within_the_run(http_server, now):
+    """The fetcher hands its requests to requests' adapter, not Session.send(): the cookies a response
+    sets are still kept (a redirect that sets one gets it back on the next hop, as with Session.send),
+    and a redirect's body is read so that its connection serves the next hop."""
+    ports: list[int] = []
+
+    def gate(h: BaseHTTPRequestHandler) -> None:
+        ports.append(h.client_address[1])
+        body = b"moved " * 50_000
+        h.send_response(302)
+        h.send_header("Location", "/landing")
+        h.send_header("Set-Cookie", "consent=yes; Path=/")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    def landing(h: BaseHTTPRequestHandler) -> None:
+        ports.append(h.client_address[1])
+        respond(h, HTML.encode(), "text/html")
+
+    url = http_server.route("/gate", handler=gate)
+    final = http_server.route("/landing", handler=landing)
+    later = http_server.route("/later", HTML, headers={"Content-Type": "text/html"})
+    with make_fetcher() as f:
+        assert f.fetch(src(url, robots=False), None, now=now).url == final
+        assert isinstance(f.fetch(src(later, robots=False), None, now=now), Page)
+    assert "Cookie" not in http_server.hits_for("/gate")[0].headers
+    assert http_server.hits_for("/landing")[0].headers["Cookie"] == "consent=yes"
+    assert http_server.hits_for("/later")[0].headers["Cookie"] == "consent=yes"
+    assert len(ports) == 2 and ports[0] == ports[1]  # one connection: the redirect's body was read
 
 
 def test_gzip_body_is_decompressed(http_server, now):
@@ -491,6 +542,32 @@ def test_robots_txt_disallowing_the_path(http_server, now):
     assert err.kind == "robots" and "/private/news" in err.message and "feedsvc-test" in err.message
     assert http_server.hits_for("/private/news") == []
     assert len(http_server.hits_for("/robots.txt")) == 1  # cached per host
+
+
+def test_a_stored_robots_txt_is_parsed_once_for_every_fetcher_of_the_process(http_server, now, monkeypatch):
+    """`feedsvc run` makes a fetcher a refresh, and each was handed the same stored robots.txt: it is
+    parsed once, and a different copy (fetched again, or changed) is parsed anew, never served stale."""
+    from feedsvc import fetch
+    from feedsvc.model import RobotsTxt
+
+    parsed: list[str] = []
+    real = fetch._robots_rules
+    monkeypatch.setattr(fetch, "_robots_rules", lambda url, status, body: parsed.append(body) or real(url, status, body))
+    url = http_server.route("/private/news", HTML)
+    origin = url.split("/private/")[0]
+    stored = RobotsTxt(origin, 200, "User-agent: *\nDisallow: /private/\n", now - timedelta(hours=1))
+    for _ in range(3):
+        with make_fetcher(robots={origin: stored}) as f:
+            err, _ = fetch_error(f, url, now)
+            assert err.kind == "robots"
+    assert len(parsed) == 1
+    changed = RobotsTxt(origin, 200, "User-agent: *\nAllow: /\n", stored.fetched_at)  # same time, other text
+    again = RobotsTxt(origin, 200, "User-agent: *\nAllow: /\n", now)
+    for known in (changed, again):
+        with make_fetcher(robots={origin: known}) as f:
+            assert isinstance(f.fetch(src(url), None, now=now), Page)
+    assert len(parsed) == 3
+    assert http_server.hits_for("/robots.txt") == []  # the stored copies answered
 
 
 def test_robots_false_skips_robots_txt_and_logs_it(http_server, now, caplog):
