@@ -100,7 +100,8 @@ def run_refresh(config: Path, env_extra: dict[str, str], log: Path) -> tuple[flo
     """(wall, cpu) of one `feedsvc refresh` and every process it started (bench/refresh.py's way)."""
     run = run_cli("refresh", config, 1, env_extra, log)
     if run.exit_code != 0:
-        raise SystemExit(f"feedsvc refresh failed ({run.exit_code}): see {log}")
+        tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
+        raise SystemExit(f"feedsvc refresh failed ({run.exit_code}); the end of its log:\n{tail}")
     return run.wall, run.cpu
 
 
