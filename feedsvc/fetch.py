@@ -16,6 +16,7 @@ import heapq
 import ipaddress
 import itertools
 import logging
+import math
 import os
 import queue
 import random
@@ -1018,7 +1019,8 @@ def _resolve(host: str, port: int, within: float | None = None) -> list[str]:
 
     threading.Thread(target=run, name=f"feedsvc-dns-{host}"[:60], daemon=True).start()
     if not done.wait(max(within, 0.0)):
-        raise FetchError("timeout", f"DNS: no answer for {host} within {max(within, 0.0):.3g} s")
+        waited = math.ceil(max(within, 0.0) * 10) / 10  # 1.99 s of a 2 s deadline is said as 2 s
+        raise FetchError("timeout", f"DNS: no answer for {host} within {waited:g} s")
     result = answer[0]
     if isinstance(result, BaseException):
         raise result

@@ -9,6 +9,8 @@ bounds are loose (3x the deadline): they catch "no deadline", not a slow machine
 
 from __future__ import annotations
 
+import re
+
 import signal
 import socket
 import subprocess
@@ -142,7 +144,9 @@ def test_a_dns_lookup_that_hangs_fails_the_source_at_its_deadline(http_server, h
             done[source.url] = (answer, time.monotonic() - t0)
     answer, seconds = done[hung.url]
     assert isinstance(answer, FetchError) and answer.kind == "timeout"
-    assert answer.message == "DNS: no answer for hangs.example within 2 s", answer.message
+    # the time it waited: the source's 2 s, less what its earlier steps took (a little more on a busy machine)
+    m = re.fullmatch(r"DNS: no answer for hangs\.example within ([\d.]+) s", answer.message)
+    assert m and 1.0 <= float(m.group(1)) <= 2.0, answer.message
     assert 1.5 < seconds < 3 * 2  # at the deadline: not at once, not the resolver's own minutes
     assert hung_resolver == ["hangs.example"]  # asked once (robots.txt's failure is the source's)
     page, seconds = done[good]
