@@ -8,7 +8,6 @@ line on stderr; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
 import os
@@ -335,7 +334,7 @@ def refresh_turn(config: Config, args: argparse.Namespace, busy: dict[str, str])
     from feedsvc.daemon import next_due
     from feedsvc.fleet import Fleet
 
-    with Fleet(config, functools.partial(next_due, config), role="refresh") as fleet:
+    with Fleet(config, next_due, role="refresh") as fleet:
         with fleet.leased(wanted, due_only=False, limit=len(wanted)) as claimed:
             busy.update(fleet.holders([t for t in wanted if t not in claimed]))
             yield claimed
@@ -512,8 +511,9 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
             articles = store.article_health()
             if config.state_url:
                 runs = {r.topic: r for r in store.topic_runs()}
-                alive_since = now_utc() - 2 * config.lease  # a live worker says so three times a lease
-                workers = [w for w in store.workers() if w.seen_at >= alive_since]
+                from feedsvc.fleet import alive_since
+
+                workers = [w for w in store.workers() if w.seen_at >= alive_since(config, now_utc())]
     for t in config.topics:
         sources: list[dict[str, Any]] = []
         for s in t.sources:

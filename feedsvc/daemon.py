@@ -448,7 +448,7 @@ class Daemon:
     def _start_fleet(self) -> None:
         from feedsvc.fleet import POLL_SECONDS, Fleet
 
-        self.fleet = Fleet(self.config, functools.partial(next_due, self.config))
+        self.fleet = Fleet(self.config, next_due)
         self.fleet.start_heartbeat()
         # two instances: while one refreshes a batch, the next poll finds it busy and returns at once
         # (with one, APScheduler would log a "skipped" warning every second of a long batch)
@@ -476,7 +476,7 @@ class Daemon:
         done: list[RefreshResult] = []
         while not self.stopping.is_set():
             config = self.config  # a reload applies from the next batch
-            self.fleet.config, self.fleet.next_due = config, functools.partial(next_due, config)
+            self.fleet.config = config
             results: Sequence[RefreshResult] = []
             abandoned = False
             try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import email.utils
+import functools
 import heapq
 import ipaddress
 import itertools
@@ -649,7 +650,7 @@ class Fetcher:
             if o.rules is None:
                 known = self.known_robots.get(origin)
                 if known is not None:
-                    o.rules = _stored_rules(known)
+                    o.rules = _PARSED_ROBOTS.get(known)
                 else:
                     try:
                         o.rules = self._load_robots(origin, deadline, now)
@@ -760,38 +761,19 @@ class _ParsedRobots:
                 self._chars -= len(self._rules.pop(next(iter(self._rules)))[1])  # the oldest first
         return rules
 
-    def clear(self) -> None:
-        with self._lock:
-            self._rules.clear()
-            self._chars = 0
-
 
 _PARSED_ROBOTS = _ParsedRobots()
 
 
-def _stored_rules(known: RobotsTxt) -> RobotFileParser:
-    """The rules of a robots.txt from the store (see _ParsedRobots)."""
-    return _PARSED_ROBOTS.get(known)
-
-
-_PREPARED_URLS: dict[str, str] = {}
-_PREPARED_URLS_MAX = 8192
-
-
+@functools.lru_cache(maxsize=8192)
 def _prepared_url(url: str) -> str:
     """The URL as PreparedRequest.prepare_url(url, None) makes it (IDNA host, quoting). A function of
     the URL alone, asked for the same sources every refresh of `feedsvc run`: kept (a quarter of
     preparing a request). A URL it refuses is not kept: it raises each time, as before."""
-    prepared = _PREPARED_URLS.get(url)
-    if prepared is None:
-        template = requests.PreparedRequest()
-        template.prepare_url(url, None)
-        prepared = template.url
-        assert prepared is not None
-        if len(_PREPARED_URLS) >= _PREPARED_URLS_MAX:
-            _PREPARED_URLS.clear()
-        _PREPARED_URLS[url] = prepared
-    return prepared
+    template = requests.PreparedRequest()
+    template.prepare_url(url, None)
+    assert template.url is not None
+    return template.url
 
 
 def _keep_cookies(jar: RequestsCookieJar, prep: requests.PreparedRequest,
@@ -949,18 +931,11 @@ class _Guard:
         return self.allow_all or (host, port) == self.own or (host, port) in self.origins
 
 
-_ORIGINS: list[tuple[tuple[str, ...], frozenset[tuple[str, int]]]] = []  # the last config's
-
-
+@functools.lru_cache(maxsize=4)
 def _origins(urls: tuple[str, ...]) -> frozenset[tuple[str, int]]:
     """The (host, port) of these URLs. The same config's are asked for at every refresh of `feedsvc
-    run`: the last answer is kept (a URL split a source each time was a tenth of the main thread)."""
-    last = _ORIGINS[-1] if _ORIGINS else None
-    if last is not None and last[0] == urls:
-        return last[1]
-    origins = frozenset(o for o in map(_host_port, urls) if o)
-    _ORIGINS[:] = [(urls, origins)]
-    return origins
+    run`: kept (a URL split a source each time was a tenth of the main thread)."""
+    return frozenset(o for o in map(_host_port, urls) if o)
 
 
 def _host_port(url: str) -> tuple[str, int] | None:

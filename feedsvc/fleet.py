@@ -29,12 +29,17 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0  # how often a worker looks for due topics: one indexed query
 CLAIM_BATCH = 128  # topics one worker refreshes together (fetched in parallel, saved in groups)
-NextDue = Callable[[TopicConfig, datetime], datetime]
+NextDue = Callable[[Config, TopicConfig, datetime], datetime]  # daemon.next_due
 
 
 def worker_name(role: str = "run") -> str:
     """host/pid, and what it is: what `status` shows and what a lease is held by."""
     return f"{socket.gethostname()}/{os.getpid()}" + ("" if role == "run" else f" {role}")
+
+
+def alive_since(config: Config, now: datetime) -> datetime:
+    """A worker seen since then is alive: its heartbeat says so three times a lease."""
+    return now - 2 * config.lease
 
 
 def now_utc() -> datetime:
@@ -50,7 +55,6 @@ class Fleet:
     def __init__(self, config: Config, next_due: NextDue, *, role: str = "run") -> None:
         self.config = config
         self.next_due = next_due
-        self.lease = config.lease
         self.name = worker_name(role)
         self._store = Store.open(config.state)
         self._lock = threading.Lock()
@@ -71,6 +75,10 @@ class Fleet:
             self._store.register_worker(self.name, socket.gethostname(), os.getpid(), now_utc())
         return self._store
 
+    @property
+    def lease(self) -> timedelta:
+        return self.config.lease  # (the daemon hands its fleet each reloaded config)
+
     # -- claiming
 
     def claim(self, topic_ids: Sequence[str], *, due_only: bool, limit: int = CLAIM_BATCH,
@@ -81,14 +89,14 @@ class Fleet:
         now = now_utc()
         new = set(topic_ids) - self._ensured  # (known ones are not written again: a poll a second)
         # "now" a minute back: a worker whose clock runs a little behind sees a new topic due too
-        first_due = {t.id: now - timedelta(minutes=1) if initial else self.next_due(t, now)
+        first_due = {t.id: now - timedelta(minutes=1) if initial else self.next_due(self.config, t, now)
                      for t in self.config.topics if t.id in new}
         with self._lock:
             if first_due:
                 self._state().ensure_topics(first_due)
                 self._ensured.update(first_due)
             if due_only:  # no more than a fair share of what is due: the other workers take the rest
-                due, alive = self._state().fleet_load(topic_ids, now, now - 2 * self.lease)
+                due, alive = self._state().fleet_load(topic_ids, now, alive_since(self.config, now))
                 limit = min(limit, max(1, -(-due // max(alive, 1))))
             claimed = self._state().claim_topics(self.name, topic_ids, now, self.lease, limit=limit,
                                                due_only=due_only)
@@ -104,7 +112,7 @@ class Fleet:
         with self._lock:
             # counted from when the refresh started, so that a topic's refreshes start an interval apart
             # however long each takes (one that took longer than its interval is due again at once)
-            due = {t.id: self.next_due(t, self._claimed_at.get(t.id, now)) for t in self.config.topics
+            due = {t.id: self.next_due(self.config, t, self._claimed_at.get(t.id, now)) for t in self.config.topics
                    if t.id in set(topic_ids)}
             self._state().finish_topics(self.name, topic_ids, due, now)
             self._forget(topic_ids)

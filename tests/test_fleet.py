@@ -170,8 +170,7 @@ def test_lease_is_claimed_once(tmp_path, pg_url):
     finally:
         del os.environ["FEEDSVC_STATE"]
     ids = [t.id for t in config.topics]
-    due = lambda topic, now: next_due(config, topic, now)  # noqa: E731
-    a, b = Fleet(config, due, role="a"), Fleet(config, due, role="b")
+    a, b = Fleet(config, next_due, role="a"), Fleet(config, next_due, role="b")
     try:
         got: dict[str, list[str]] = {}
         barrier = threading.Barrier(2)
@@ -292,7 +291,7 @@ def test_a_worker_connects_again_after_the_server_dropped_it(tmp_path, pg_url, m
     monkeypatch.setenv("FEEDSVC_STATE", pg_url)
     config = load_config(write_config(tmp_path, [f"http://127.0.0.1:9/t{n}" for n in range(3)]))
     ids = [t.id for t in config.topics]
-    fleet = Fleet(config, lambda topic, now: next_due(config, topic, now))
+    fleet = Fleet(config, next_due)
     try:
         assert sorted(fleet.claim(ids, due_only=False)) == ids
         with psycopg.connect(pg_url, autocommit=True) as admin:
