@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 from urllib.robotparser import RobotFileParser
 
@@ -58,6 +59,11 @@ ROBOTS_MAX_BYTES = 512 * 1024  # what Google reads of a robots.txt
 CRAWL_DELAY_MAX = 60.0
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 MAX_WORKERS = 8  # hosts fetched at once
+# A fetching thread is added only when no page came for this long while hosts are waiting: threads
+# overlap the network's waits, and where answers come quicker than this (a 304 from a nearby server)
+# one or two threads keep up, and more only take turns at the GIL (8 threads cost 0.25 ms of CPU a
+# page more than 1 on 2 cores). A slow network has all of them running within MAX_WORKERS × this.
+RAMP_AFTER = 0.002
 MAX_RETRIES = 2
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
 
@@ -190,8 +196,8 @@ class Fetcher:
         template.prepare_headers(self._session.headers)  # (checks each)
         self._headers = template.headers
         bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        if bundle:
-            self._session.verify = bundle
+        self._verify: bool | str = bundle or True
+        self._session.verify = self._verify
         self._proxies: dict[tuple[str, str], dict[str, str]] = {}  # (scheme, netloc) -> proxies
         # With no proxy in the environment (the usual case), no host needs asking: each ask reads
         # all of os.environ twice, half a millisecond per host on a warm refresh of distinct sites.
@@ -298,7 +304,8 @@ class Fetcher:
     def fetch_many(self, jobs: Sequence[tuple[SourceConfig, SourceState | None]], *, now: datetime,
                    force: bool = False, idle: Callable[[], None] | None = None, idle_every: float = 0.25
                    ) -> Iterator[tuple[SourceConfig, Page | NotModified | FetchError]]:
-        """Fetch many sources: hosts in parallel (bounded pool), each host's queue in order with its gap.
+        """Fetch many sources: hosts in parallel (up to max_workers threads, added while the network
+        keeps them waiting: RAMP_AFTER), each host's queue in order with its gap.
         Yields (source, Page | NotModified | FetchError) as each finishes. While none comes, `idle` is
         called (in the caller's thread) every `idle_every` s: one slow source must not hold back
         what the caller could already finish with the others."""
@@ -346,16 +353,23 @@ class Fetcher:
         threads = min(self.max_workers, len(groups))
         pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="feedsvc-fetch")
         try:
-            for _ in range(threads):
-                pool.submit(run)
+            pool.submit(run)
+            started = 1
+            next_idle = time.monotonic() + idle_every
             for _ in range(len(jobs)):
                 while True:
+                    ramping = started < threads and todo  # hosts no thread has taken yet
+                    wait = RAMP_AFTER if ramping else idle_every if idle is not None else None
                     try:
-                        source, outcome = results.get(timeout=idle_every if idle is not None else None)
+                        source, outcome = results.get(timeout=wait)
                         break
                     except queue.Empty:
-                        if idle is not None:
+                        if ramping:
+                            pool.submit(run)
+                            started += 1
+                        if idle is not None and time.monotonic() >= next_idle:
                             idle()
+                            next_idle = time.monotonic() + idle_every
                 if isinstance(outcome, _Crash):
                     raise outcome.exc
                 yield source, outcome  # type: ignore[misc]
@@ -469,7 +483,7 @@ class Fetcher:
             # It also reads a redirect's whole body, decoded, to pass the connection on (_response
             # reads at most max_bytes of it, as sent), times the request, runs the session's
             # response hooks (there are none) and prepares the request a redirect would lead to.
-            resp = self._adapter.send(prep, stream=True, verify=self._session.verify, cert=self._session.cert,
+            resp = self._adapter.send(prep, stream=True, verify=self._verify, cert=self._session.cert,
                                       proxies=self._proxies_for(url),
                                       timeout=(min(self.connect_timeout, remaining), remaining))
         except requests.exceptions.ConnectTimeout:
@@ -1129,6 +1143,27 @@ class _WatchedAdapter(HTTPAdapter):
     def init_poolmanager(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):  # type: ignore[no-untyped-def]
+        # (requests >= 2.32.2 asks this for every request; its hook for subclasses)
+        if not isinstance(request.url, str) or not isinstance(cert, (str, tuple, type(None))):
+            return super().build_connection_pool_key_attributes(request, verify, cert)
+        return _pool_key_attributes(request.url, verify, cert)
+
+
+_KEYS = HTTPAdapter(pool_connections=1, pool_maxsize=1)
+
+
+@functools.lru_cache(maxsize=8192)
+def _pool_key_attributes(url: str, verify: bool | str, cert: str | tuple[str, str] | None
+                         ) -> tuple[Any, Any]:
+    """The pool key requests makes of a URL and the TLS settings: its scheme, host and port, and, when
+    REQUESTS_CA_BUNDLE names a file, whether that is a directory, asked of the disk every request
+    (8 % of the CPU of a conditional GET). The same URLs are asked every refresh: kept. The two
+    dicts are only read (urllib3 merges them into a copy)."""
+    request = requests.PreparedRequest()
+    request.url = url
+    return HTTPAdapter.build_connection_pool_key_attributes(_KEYS, request, verify, cert)
 
 
 class _Retryable(Exception):

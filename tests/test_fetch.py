@@ -693,6 +693,24 @@ def test_two_hosts_are_fetched_concurrently(http_server, now):
         other.close()
 
 
+def test_slow_hosts_get_every_fetching_thread(now):
+    """Threads are added while the network keeps the running ones waiting (RAMP_AFTER): six hosts
+    that each take 0.6 s to answer are all in flight at once, as with threads started up front."""
+    servers = [LocalServer(host=f"127.0.0.{i}") for i in range(2, 8)]
+    try:
+        clock = Clock()
+        urls = [srv.route("/slow", handler=clock.handler(hold=0.6)) for srv in servers]
+        started = time.monotonic()
+        with make_fetcher(max_workers=6, timeout=10) as f:
+            results = list(f.fetch_many([(src(u, robots=False), None) for u in urls], now=now))
+        assert all(isinstance(r, Page) for _, r in results), results
+        assert clock.max_active == 6
+        assert time.monotonic() - started < 6 * 0.6  # (one at a time would take 3.6 s)
+    finally:
+        for srv in servers:
+            srv.close()
+
+
 def test_fetch_many_reports_errors_as_values_and_keeps_going(http_server, now):
     ok = http_server.route("/ok", HTML)
     bad = http_server.route("/gone", status=404)
