@@ -177,6 +177,31 @@ def test_conditional_get_round_trip(http_server, now):
     assert "If-None-Match" not in sent[2].headers and "If-Modified-Since" not in sent[2].headers
 
 
+@pytest.mark.parametrize("etag", [
+    '"会社案内</footer></body></html>"'.encode(),  # UTF-8 bytes, as some servers send
+    b'W/"abc"', b'"a b  c"', b"abc", b'"tab\there"', b'"' + b"x" * 5000 + b'"'])
+def test_an_odd_etag_goes_back_byte_for_byte(http_server, now, tmp_path, etag):
+    """Whatever bytes a server puts in its ETag are kept (through the state) and sent back as they
+    came, so that the page answers 304: a validator mangled on the way is a full download every run."""
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        asked = h.headers.get("If-None-Match")
+        same = asked is not None and asked.encode("latin-1") == etag  # (http.server decodes Latin-1)
+        h.wfile.write(b"HTTP/1.1 " + (b"304 Not Modified" if same else b"200 OK") + b"\r\nETag: " + etag + b"\r\n")
+        body = b"" if same else HTML.encode()
+        h.wfile.write(b"Content-Type: text/html\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+    from feedsvc.store import Store
+    url = http_server.route("/odd", handler=handler)
+    with make_fetcher() as f:
+        first = f.fetch(src(url), None, now=now)
+        assert isinstance(first, Page)
+        with Store.open(tmp_path / "state.sqlite") as store:
+            store.save_source_state(SourceState(url=url, etag=first.etag))
+        with Store.open(tmp_path / "state.sqlite") as store:
+            kept = store.source_state(url)
+        assert f.fetch(src(url), kept, now=now) == NotModified(url=url, fetched_at=now)
+
+
 def test_a_page_request_sends_what_session_get_sent(http_server, now):
     """The fetcher prepares a page's request itself (Session.request's generic merging of settings cost
     more than the preparing): it still sends the session's headers and cookies and the URL's credentials."""
