@@ -121,9 +121,9 @@ def warm_bytecode() -> None:
 
 
 def run_cli(name: str, config: Path, pages: int, env_extra: dict[str, str], log: Path,
-            wrap: list[str] | None = None) -> Run:
+            wrap: list[str] | None = None, args: list[str] | None = None) -> Run:
     env = cli_env(env_extra)
-    cmd = [*(wrap or []), sys.executable, "-m", "feedsvc", "--config", str(config), "refresh"]
+    cmd = [*(wrap or []), sys.executable, "-m", "feedsvc", "--config", str(config), *(args or []), "refresh"]
     with open(log, "ab") as out:
         out.write(f"\n$ {' '.join(cmd)}  {env_extra}\n".encode())
         out.flush()

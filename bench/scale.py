@@ -15,7 +15,9 @@ postgresql package). In the same run it measures, on the same pages:
 each cold (empty state: every page fetched, parsed, stored, a feed written) and warm (every page
 answers 304: the cycle that decides the cost at scale; for the workers, every topic made due again at
 once). For each: wall time, pages/s, CPU ms per page of feedsvc's processes (the process trees, parse
-workers included, read from /proc) and of PostgreSQL (the postmaster and its backends). Then the
+workers included, read from /proc) and of PostgreSQL (the postmaster and its backends), and, on PostgreSQL,
+how long the writers' lock was held per page (the debug log's figure: the one lock bounds what one
+database saves a second; the PostgreSQL phases run with --log-level DEBUG for it). Then the
 ratios (2 workers ÷ 1; PostgreSQL ÷ SQLite) beside the parallel ceiling of this machine (how much more
 two processes of pure Python do than one), and rows and bytes per stored story in each backend.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -53,6 +56,7 @@ class Phase:
     wall: float
     cpu: float  # feedsvc's processes, seconds
     pg_cpu: float = 0.0  # PostgreSQL's processes, seconds
+    lock: float = 0.0  # seconds the writers' lock was held (PostgreSQL), from the debug log
 
     @property
     def pages_per_s(self) -> float:
@@ -65,6 +69,24 @@ class Phase:
     @property
     def pg_cpu_ms(self) -> float:
         return 1000 * self.pg_cpu / self.pages
+
+    @property
+    def lock_ms(self) -> float:
+        return 1000 * self.lock / self.pages
+
+
+LOCK_LINE = re.compile(rb"the writers' lock held ([0-9.]+) s in \d+ transaction")
+
+
+def lock_held(log: Path, since: int) -> float:
+    """Seconds of writers' lock the debug lines written to `log` after byte `since` report."""
+    with open(log, "rb") as f:
+        f.seek(since)
+        return sum(float(m.group(1)) for m in LOCK_LINE.finditer(f.read()))
+
+
+def size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
 
 
 @dataclass
@@ -96,9 +118,9 @@ def tree_cpu(root: int) -> float:
     return total
 
 
-def run_refresh(config: Path, env_extra: dict[str, str], log: Path) -> tuple[float, float]:
+def run_refresh(config: Path, env_extra: dict[str, str], log: Path, *args: str) -> tuple[float, float]:
     """(wall, cpu) of one `feedsvc refresh` and every process it started (bench/refresh.py's way)."""
-    run = run_cli("refresh", config, 1, env_extra, log)
+    run = run_cli("refresh", config, 1, env_extra, log, args=list(args))
     if run.exit_code != 0:
         tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
         raise SystemExit(f"feedsvc refresh failed ({run.exit_code}); the end of its log:\n{tail}")
@@ -116,7 +138,7 @@ def refreshed_since(db: Any, since: str) -> int:
 
 
 def workers_phase(n_workers: int, config: Path, env: dict[str, str], url: str, sources: int,
-                  pg_pid: int) -> tuple[Phase, Phase]:
+                  pg_pid: int, log: Path) -> tuple[Phase, Phase]:
     """Cold then warm, with `n_workers` `feedsvc run` processes: each phase ends when every topic has been
     refreshed in it (read from the state, as `status` would)."""
     import psycopg
@@ -125,8 +147,10 @@ def workers_phase(n_workers: int, config: Path, env: dict[str, str], url: str, s
     cpu0, pg0 = 0.0, tree_cpu(pg_pid)
     start = datetime.now(UTC).isoformat(timespec="microseconds")
     t0 = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-m", "feedsvc", "--config", str(config), "run"], env=env,
-                              cwd=str(config.parent), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = open(log, "ab")
+    since = size(log)
+    procs = [subprocess.Popen([sys.executable, "-m", "feedsvc", "--config", str(config), "--log-level", "DEBUG",
+                               "run"], env=env, cwd=str(config.parent), stdout=out, stderr=out)
              for _ in range(n_workers)]
     try:
         phases = []
@@ -135,6 +159,7 @@ def workers_phase(n_workers: int, config: Path, env: dict[str, str], url: str, s
                 start = datetime.now(UTC).isoformat(timespec="microseconds")
                 t0 = time.perf_counter()
                 cpu0, pg0 = sum(tree_cpu(p.pid) for p in procs), tree_cpu(pg_pid)
+                since = size(log)
                 db.execute("UPDATE topic_runs SET next_due_at = %s", (start,))
             while refreshed_since(db, start) < sources:
                 if any(p.poll() is not None for p in procs):
@@ -142,13 +167,15 @@ def workers_phase(n_workers: int, config: Path, env: dict[str, str], url: str, s
                 time.sleep(0.1)
             wall = time.perf_counter() - t0
             cpu = sum(tree_cpu(p.pid) for p in procs) - cpu0
-            phases.append(Phase(f"pg run x{n_workers} {name}", sources, wall, cpu, tree_cpu(pg_pid) - pg0))
+            phases.append(Phase(f"pg run x{n_workers} {name}", sources, wall, cpu, tree_cpu(pg_pid) - pg0,
+                                lock_held(log, since)))
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
         for p in procs:
             p.wait(timeout=60)
         db.close()
+        out.close()
     return phases[0], phases[1]
 
 
@@ -215,15 +242,16 @@ def main(argv: list[str] | None = None) -> int:
             url = pg.new_database("refresh")
             pg_cfg = fresh("pg-refresh")
             for name in ("cold", "warm"):
-                pg0 = tree_cpu(pg_pid)
-                wall, cpu = run_refresh(pg_cfg, {"FEEDSVC_STATE": url}, log)
-                report.phases.append(Phase(f"pg refresh {name}", args.sources, wall, cpu, tree_cpu(pg_pid) - pg0))
+                pg0, since = tree_cpu(pg_pid), size(log)
+                wall, cpu = run_refresh(pg_cfg, {"FEEDSVC_STATE": url}, log, "--log-level", "DEBUG")
+                report.phases.append(Phase(f"pg refresh {name}", args.sources, wall, cpu, tree_cpu(pg_pid) - pg0,
+                                           lock_held(log, since)))
             report.storage["postgresql"] = storage(url, None)
 
             for n in (1, 2):
                 url = pg.new_database(f"run{n}")
                 report.phases += workers_phase(n, fresh(f"pg-run{n}"), cli_env({"FEEDSVC_STATE": url}), url,
-                                               args.sources, pg_pid)
+                                               args.sources, pg_pid, log)
     finally:
         pg.stop()
     # last: its spawn pool leaves a resource tracker behind, which run_cli's reaping would wait for
@@ -237,9 +265,11 @@ def main(argv: list[str] | None = None) -> int:
 def print_report(r: Report) -> None:
     print(f"{r.sources} sources, one topic each; parallel ceiling of this machine (2 processes ÷ 1): "
           f"{r.ceiling:.2f}x")
-    print(f"{'':22} {'wall s':>8} {'pages/s':>8} {'feedsvc CPU ms/page':>20} {'PostgreSQL CPU ms/page':>23}")
+    print(f"{'':22} {'wall s':>8} {'pages/s':>8} {'feedsvc CPU ms/page':>20} {'PostgreSQL CPU ms/page':>23} "
+          f"{'lock held ms/page':>18}")
     for p in r.phases:
-        print(f"{p.name:22} {p.wall:8.1f} {p.pages_per_s:8.1f} {p.cpu_ms:20.2f} {p.pg_cpu_ms:23.2f}")
+        lock = f"{p.lock_ms:18.2f}" if p.name.startswith("pg") else f"{'-':>18}"
+        print(f"{p.name:22} {p.wall:8.1f} {p.pages_per_s:8.1f} {p.cpu_ms:20.2f} {p.pg_cpu_ms:23.2f} {lock}")
     by = {p.name: p for p in r.phases}
     for kind in ("cold", "warm"):
         one, two = by[f"pg run x1 {kind}"], by[f"pg run x2 {kind}"]

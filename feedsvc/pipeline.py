@@ -164,7 +164,9 @@ def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: date
         results.sort(key=lambda r: order[r.topic])
         for r in results:
             r.restored = restored.get(r.topic, 0)
-    log.debug("refresh of %d topic(s) took %.2fs", len(topics), time.monotonic() - started)
+        held = (f"; the writers' lock held {store.write_lock_held:.3f} s in {store.write_lock_holds} transaction(s)"
+                if store.write_lock_holds else "")
+    log.debug("refresh of %d topic(s) took %.2fs%s", len(topics), time.monotonic() - started, held)
     return results
 
 

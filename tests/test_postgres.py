@@ -56,6 +56,7 @@ def test_a_writer_waits_for_the_other_and_then_sees_its_stories(pg_url, now):
     """The race the lock closes: B plans the same new story while A's save is not committed yet. B's
     lock_for_write() waits for A's commit, so B's plan finds the story and stores no second copy."""
     with Store.open(pg_url) as a, Store.open(pg_url) as b:
+        held = {s: (s.write_lock_holds, s.write_lock_held) for s in (a, b)}  # (opening a store may write)
         a.begin()
         a.lock_for_write()
         a.save(dedupe.plan([item(STORIES[0])], a, "a", now), "a", now)
@@ -78,7 +79,11 @@ def test_a_writer_waits_for_the_other_and_then_sees_its_stories(pg_url, now):
         committed = time.monotonic()
         a.commit()
         assert not a.holds_write_lock
+        # what the debug log tells (bench/scale.py reads it): A held it over B's wait, B only to its commit
+        a_held = a.write_lock_held - held[a][1]
+        assert a.write_lock_holds - held[a][0] == 1 and 0.5 <= a_held < 30
         thread.join(30)
+        assert b.write_lock_holds - held[b][0] == 1 and b.write_lock_held - held[b][1] < a_held
         assert got["new"] == 0 and float(got["locked_at"]) >= committed  # type: ignore[arg-type]
         assert a.entry_count() == 1 and a.topic_entry_count("a") == a.topic_entry_count("b") == 1
 

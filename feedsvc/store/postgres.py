@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -82,6 +83,9 @@ class PostgresStore(Store):
         self.name = redact_url(url)
         self._password = _password(url)
         self._locked = False  # WRITE_LOCK is held by the open transaction
+        self._locked_at = 0.0
+        self.write_lock_held = 0.0  # seconds WRITE_LOCK was held, over write_lock_holds transactions
+        self.write_lock_holds = 0
         self._pacer: psycopg.Connection[Any] | None = None  # reserve_host's own connection (fetch threads)
         self._pacer_lock = threading.Lock()
 
@@ -175,13 +179,21 @@ class PostgresStore(Store):
         except psycopg.Error as ex:
             raise self._error(ex, "lock") from ex
         self._locked = self.in_group  # outside a transaction it was released as soon as it was taken
+        self._locked_at = time.monotonic()
 
     @property
     def holds_write_lock(self) -> bool:
         return self._locked
 
     def _end(self, how: str) -> None:
-        self._locked = False
+        if self._locked:  # (counted to the end of COMMIT: the lock goes with it)
+            self._locked = False
+            try:
+                self._db.execute(how)
+            finally:
+                self.write_lock_held += time.monotonic() - self._locked_at
+                self.write_lock_holds += 1
+            return
         self._db.execute(how)
 
     def verify(self) -> None:
