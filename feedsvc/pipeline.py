@@ -18,7 +18,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import BrokenExecutor, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import ExitStack
@@ -250,16 +250,25 @@ class SaveGroup:
         self.store.begin()
         self.started = time.monotonic()
         saved, self.saved = self.saved, []
+        if not saved:
+            return self.rendered(wait=False)
+        # what deciding needs of the store, for the whole group in three queries (not three a topic)
+        t0 = time.monotonic()
+        topics = [tp.topic for tp, _ in saved]
+        icons = self.store.source_icons({s.url for t in topics if not t.icon for s in t.sources})
+        versions = self.store.topic_versions([t.id for t in topics])
+        stored = self.store.render_keys([f"topic:{t.id}" for t in topics])
+        shared = (time.monotonic() - t0) / len(saved)
         for tp, seconds in saved:
             t0 = time.monotonic()
-            topic = with_icon(tp.topic, self.store)
-            version, listed = self.store.topic_version(topic.id)
+            topic = with_icon(tp.topic, icons)
+            version, listed = versions[topic.id]
             key = feed_key(self.config, topic, version)
             future = None
-            if not feeds_current(self.config, topic, self.store, key):
+            if not feeds_current(self.config, topic, stored.get(f"topic:{topic.id}"), key):
                 entries = feed_entries(topic, self.store)
                 future = self.workers.submit(publish.write_feeds, topic, entries, self.render_config)
-            self.rendering.append(Rendering(tp, topic, seconds + time.monotonic() - t0,
+            self.rendering.append(Rendering(tp, topic, seconds + shared + time.monotonic() - t0,
                                             min(listed, topic.max_entries), key, future))
         return self.rendered(wait=False)
 
@@ -371,10 +380,11 @@ def read_articles(config: Config, topics: Sequence[TopicConfig], store: Store, n
         store.save_robots(fetcher.fetched_robots)
     by_topic = {r.topic: r for r in results}
     render_config = dataclasses.replace(config, topics=())
+    icons = store.source_icons({s.url for t in topics if not t.icon for s in t.sources})
     for topic in topics:
-        topic = with_icon(topic, store)
+        topic = with_icon(topic, icons)
         key = feed_key(config, topic, store.topic_version(topic.id)[0])
-        if feeds_current(config, topic, store, key):
+        if feeds_current(config, topic, store.render_key(f"topic:{topic.id}"), key):
             continue
         written = publish.write_feeds(topic, feed_entries(topic, store), render_config)
         store.set_render_key(f"topic:{topic.id}", key)
@@ -396,16 +406,16 @@ def feed_key(config: Config, topic: TopicConfig, version: int) -> str:
     return digest(__version__, topic, config.base_url, config.websub_hub, version)
 
 
-def feeds_current(config: Config, topic: TopicConfig, store: Store, key: str) -> bool:
-    """Whether the topic's feeds on disk were rendered from `key`: rendering is most of what a
-    refresh of unchanged pages costs, so it is skipped then.
+def feeds_current(config: Config, topic: TopicConfig, stored: str | None, key: str) -> bool:
+    """Whether the topic's feeds on disk were rendered from `key` (`stored`: the render key the state
+    holds for them): rendering is most of what a refresh of unchanged pages costs, so it is skipped then.
 
     The files are looked for by name in output_dir, not through feed_path(), which resolves the
     folder's real path twice a feed (a third of the main thread's CPU on a refresh of unchanged
     pages): the config checked the topic's id and formats, and feeds are only written through
     feed_path(), which refuses a name that would land outside output_dir (an unknown format here
     counts as not current, so that rendering reports it)."""
-    return (store.render_key(f"topic:{topic.id}") == key
+    return (stored == key
             and all(fmt in publish.EXTENSIONS
                     and os.path.exists(os.path.join(config.output_dir, topic.id + publish.EXTENSIONS[fmt]))
                     for fmt in topic.formats))
@@ -443,11 +453,12 @@ def digest(*parts: object) -> str:
     return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def with_icon(topic: TopicConfig, store: Store) -> TopicConfig:
-    """The topic with its feed icon: the configured one, else the first source's site icon."""
+def with_icon(topic: TopicConfig, icons: Mapping[str, str]) -> TopicConfig:
+    """The topic with its feed icon: the configured one, else the first source's site icon (`icons`:
+    the site icons stored, by source URL; Store.source_icons)."""
     if topic.icon:
         return topic
-    icon = next((i for s in topic.sources if (i := store.source_state(s.url).icon)), None)
+    icon = next((i for s in topic.sources if (i := icons.get(s.url))), None)
     return dataclasses.replace(topic, icon=icon) if icon else topic
 
 
@@ -477,7 +488,7 @@ def settled_sources(config: Config, topics: Sequence[TopicConfig], store: Store,
     for topic in topics:
         for source in topic.sources:
             sources.setdefault(source.url, (source, topic))
-    states = {url: store.source_state(url) for url in sources}
+    states = store.source_states_of(sources)  # one query, not one a source
     jobs: list[tuple[SourceConfig, SourceState]] = []
     for url, (source, _topic) in sources.items():
         state = states[url]
