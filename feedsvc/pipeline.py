@@ -25,7 +25,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from feedsvc import __version__, abandon, dedupe, publish, websub
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 @dataclass
@@ -402,8 +404,12 @@ def merges(plan: dedupe.Plan) -> list[tuple[str, str, str]]:
 
 def feed_key(config: Config, topic: TopicConfig, version: int) -> str:
     """A hash of everything a topic's feeds are made of: the topic, the publishing config, feedsvc's
-    version, and the topic's stories (Store.topic_version moves whenever one of them changes)."""
-    return digest(__version__, topic, config.base_url, config.websub_hub, version)
+    version, and the topic's stories (Store.topic_version moves whenever one of them changes).
+
+    digest(__version__, topic, config.base_url, config.websub_hub, version), written out: a refresh
+    computes it for every topic, even one whose pages all answered 304."""
+    text = f"({__version__!r}, {_REPRS(topic)}, {config.base_url!r}, {config.websub_hub!r}, {version!r})"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def feeds_current(config: Config, topic: TopicConfig, stored: str | None, key: str) -> bool:
@@ -449,17 +455,65 @@ def publish_indexes(config: Config, store: Store, at_most_every: float = 0.0) ->
 
 
 def digest(*parts: object) -> str:
-    """A stable hash of records made of dataclasses, strings, numbers, datetimes and timedeltas."""
-    return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()
+    """A stable hash of records made of dataclasses, strings, numbers, datetimes and timedeltas.
+
+    The hash of repr(parts); a topic's config, or config.topics, has its repr computed once per object
+    (a TopicConfig's repr was most of a warm refresh's digests, and the config changes only on SIGHUP)."""
+    # repr(parts), piece by piece: a tuple's repr is its items' joined by ", " (a 1-tuple's with a comma)
+    text = ", ".join(_REPRS(p) if _is_config(p) else repr(p) for p in parts)
+    text = f"({text},)" if len(parts) == 1 else f"({text})"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _is_config(part: object) -> bool:
+    """A TopicConfig or a tuple of them (config.topics): frozen all the way down (strings, numbers,
+    timedeltas, tuples and frozen dataclasses), so one object's repr never changes."""
+    return type(part) is TopicConfig or (type(part) is tuple and bool(part)
+                                         and all(type(t) is TopicConfig for t in part))
+
+
+class _ByIdentity(Generic[K, V]):
+    """make(obj), computed once per object, for objects that never change (frozen config).
+
+    Kept by the object's identity: an entry holds its object, so that its id() is not reused by
+    another while the entry lives. Emptied when it holds `size` entries (a config reloaded on SIGHUP
+    leaves its old objects here until then)."""
+
+    def __init__(self, make: Callable[[K], V], size: int = 1 << 14) -> None:
+        self.make, self.size = make, size
+        self.entries: dict[int, tuple[K, V]] = {}
+
+    def __call__(self, obj: K) -> V:
+        hit = self.entries.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        value = self.make(obj)
+        if len(self.entries) >= self.size:
+            self.entries.clear()
+        self.entries[id(obj)] = (obj, value)
+        return value
+
+
+_REPRS: _ByIdentity[object, str] = _ByIdentity(repr)
+# per topic without an icon of its own: its copy with each site icon it was given (see with_icon)
+_ICONED: _ByIdentity[TopicConfig, dict[str, TopicConfig]] = _ByIdentity(lambda topic: {})
 
 
 def with_icon(topic: TopicConfig, icons: Mapping[str, str]) -> TopicConfig:
     """The topic with its feed icon: the configured one, else the first source's site icon (`icons`:
-    the site icons stored, by source URL; Store.source_icons)."""
+    the site icons stored, by source URL; Store.source_icons).
+
+    The same icon gives the same object, refresh after refresh, so that digest() finds its repr cached."""
     if topic.icon:
         return topic
     icon = next((i for s in topic.sources if (i := icons.get(s.url))), None)
-    return dataclasses.replace(topic, icon=icon) if icon else topic
+    if not icon:
+        return topic
+    copies = _ICONED(topic)
+    copy = copies.get(icon)
+    if copy is None:
+        copy = copies[icon] = dataclasses.replace(topic, icon=icon)
+    return copy
 
 
 def plan_topics(config: Config, topic_ids: Sequence[str] | None = None, *, now: datetime,
