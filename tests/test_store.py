@@ -220,6 +220,28 @@ def test_topic_versions_of_many_topics_are_read_at_once(state, now):
         assert store.topic_versions([]) == {}
 
 
+def test_touch_sources_keeps_old_stories_of_the_sources_named_and_only_those(state, now):
+    """A source not read this run still lists its stories: those last seen before `older_than` are
+    seen now; its newer ones, and every story of a source not named, are left as they are. Many
+    sources at once (more than one statement takes)."""
+    import dataclasses
+
+    def seen(store: Store) -> dict[str, datetime]:
+        return {e.summary: e.last_seen_at for t in ("a", "b") for e in store.entries(t)}
+
+    with Store.open(state) as store:
+        refresh(store, [dataclasses.replace(item(STORIES[0]), source_url="https://a.example/")], now, "a")
+        refresh(store, [dataclasses.replace(item(STORIES[1]), source_url="https://b.example/")], now, "b")
+        refresh(store, [dataclasses.replace(item(STORIES[2], 1), source_url="https://a.example/")],
+                now + timedelta(days=5), "a")
+        later = now + timedelta(days=6)
+        others = [f"https://c.example/{i}" for i in range(700)]
+        store.touch_sources([*others, "https://a.example/", *others], later, older_than=now + timedelta(days=1))
+        assert seen(store) == {STORIES[0]: later, STORIES[1]: now, STORIES[2]: now + timedelta(days=5)}
+        store.touch_sources([], later + timedelta(days=1), older_than=later + timedelta(days=1))
+        assert seen(store)[STORIES[1]] == now
+
+
 def test_sqlite_topic_versions_are_built_for_a_store_from_before_them(tmp_path, now):
     path = tmp_path / "old.db"
     with Store.open(path) as store:

@@ -562,9 +562,11 @@ class Store:
         rewriting every story of every unchanged page on every run was most of a warm refresh."""
         if not urls:
             return
-        with self._transaction():
-            self._execmany("UPDATE entries SET last_seen_at = ? WHERE source_url = ? AND last_seen_at < ?",
-                           [(_t(now), url, _t(older_than)) for url in urls])
+        at, cutoff = _t(now), _t(older_than)
+        with self._transaction():  # one statement a chunk of sources, not one a source: a third of the time
+            for marks, chunk in _in_chunks(urls):
+                self._exec(f"UPDATE entries SET last_seen_at = ? WHERE last_seen_at < ? AND source_url IN ({marks})",
+                           (at, cutoff, *chunk))
 
     @_mapped_as("prune")
     def prune(self, now: datetime, retention: timedelta) -> int:
