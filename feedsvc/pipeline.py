@@ -432,13 +432,13 @@ def publish_indexes(config: Config, store: Store, at_most_every: float = 0.0) ->
     that index.html shows (each source's state, last refresh) changed; and, with `at_most_every`
     (the daemon's), no more than once in that many seconds while the list of topics stays the same:
     at 1,000 topics, rendering it after every batch of a worker was most of a warm cycle."""
-    keys = store.render_keys([f"topic:{t.id}" for t in config.topics] + ["index", "index:topics"])
     topics_key = digest(__version__, config.topics, config.base_url)
     html = config.output_dir / "index.html"
     there = html.exists() and (config.output_dir / "index.opml").exists()
-    if there and at_most_every and keys.get("index:topics") == topics_key \
+    if there and at_most_every and store.render_key("index:topics") == topics_key \
             and time.time() - html.stat().st_mtime < at_most_every:
-        return []
+        return []  # (the daemon's usual case: every topic's render key is read only past this point)
+    keys = store.render_keys([f"topic:{t.id}" for t in config.topics] + ["index", "index:topics"])
     states = {s.url: s for s in store.source_states()}
     health = publish.index_health(config, states)
     key = digest(topics_key, [keys.get(f"topic:{t.id}") for t in config.topics], health)
