@@ -18,14 +18,14 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import BrokenExecutor, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from feedsvc import __version__, abandon, dedupe, publish, websub
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 @dataclass
@@ -252,16 +254,25 @@ class SaveGroup:
         self.store.begin()
         self.started = time.monotonic()
         saved, self.saved = self.saved, []
+        if not saved:
+            return self.rendered(wait=False)
+        # what deciding needs of the store, for the whole group in three queries (not three a topic)
+        t0 = time.monotonic()
+        topics = [tp.topic for tp, _ in saved]
+        icons = self.store.source_icons({s.url for t in topics if not t.icon for s in t.sources})
+        versions = self.store.topic_versions([t.id for t in topics])
+        stored = self.store.render_keys([f"topic:{t.id}" for t in topics])
+        shared = (time.monotonic() - t0) / len(saved)
         for tp, seconds in saved:
             t0 = time.monotonic()
-            topic = with_icon(tp.topic, self.store)
-            version, listed = self.store.topic_version(topic.id)
+            topic = with_icon(tp.topic, icons)
+            version, listed = versions[topic.id]
             key = feed_key(self.config, topic, version)
             future = None
-            if not feeds_current(self.config, topic, self.store, key):
+            if not feeds_current(self.config, topic, stored.get(f"topic:{topic.id}"), key):
                 entries = feed_entries(topic, self.store)
                 future = self.workers.submit(publish.write_feeds, topic, entries, self.render_config)
-            self.rendering.append(Rendering(tp, topic, seconds + time.monotonic() - t0,
+            self.rendering.append(Rendering(tp, topic, seconds + shared + time.monotonic() - t0,
                                             min(listed, topic.max_entries), key, future))
         return self.rendered(wait=False)
 
@@ -373,10 +384,11 @@ def read_articles(config: Config, topics: Sequence[TopicConfig], store: Store, n
         store.save_robots(fetcher.fetched_robots)
     by_topic = {r.topic: r for r in results}
     render_config = dataclasses.replace(config, topics=())
+    icons = store.source_icons({s.url for t in topics if not t.icon for s in t.sources})
     for topic in topics:
-        topic = with_icon(topic, store)
+        topic = with_icon(topic, icons)
         key = feed_key(config, topic, store.topic_version(topic.id)[0])
-        if feeds_current(config, topic, store, key):
+        if feeds_current(config, topic, store.render_key(f"topic:{topic.id}"), key):
             continue
         written = publish.write_feeds(topic, feed_entries(topic, store), render_config)
         store.set_render_key(f"topic:{topic.id}", key)
@@ -394,20 +406,24 @@ def merges(plan: dedupe.Plan) -> list[tuple[str, str, str]]:
 
 def feed_key(config: Config, topic: TopicConfig, version: int) -> str:
     """A hash of everything a topic's feeds are made of: the topic, the publishing config, feedsvc's
-    version, and the topic's stories (Store.topic_version moves whenever one of them changes)."""
-    return digest(__version__, topic, config.base_url, config.websub_hub, version)
+    version, and the topic's stories (Store.topic_version moves whenever one of them changes).
+
+    digest(__version__, topic, config.base_url, config.websub_hub, version), written out: a refresh
+    computes it for every topic, even one whose pages all answered 304."""
+    text = f"({__version__!r}, {_REPRS(topic)}, {config.base_url!r}, {config.websub_hub!r}, {version!r})"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def feeds_current(config: Config, topic: TopicConfig, store: Store, key: str) -> bool:
-    """Whether the topic's feeds on disk were rendered from `key`: rendering is most of what a
-    refresh of unchanged pages costs, so it is skipped then.
+def feeds_current(config: Config, topic: TopicConfig, stored: str | None, key: str) -> bool:
+    """Whether the topic's feeds on disk were rendered from `key` (`stored`: the render key the state
+    holds for them): rendering is most of what a refresh of unchanged pages costs, so it is skipped then.
 
     The files are looked for by name in output_dir, not through feed_path(), which resolves the
     folder's real path twice a feed (a third of the main thread's CPU on a refresh of unchanged
     pages): the config checked the topic's id and formats, and feeds are only written through
     feed_path(), which refuses a name that would land outside output_dir (an unknown format here
     counts as not current, so that rendering reports it)."""
-    return (store.render_key(f"topic:{topic.id}") == key
+    return (stored == key
             and all(fmt in publish.EXTENSIONS
                     and os.path.exists(os.path.join(config.output_dir, topic.id + publish.EXTENSIONS[fmt]))
                     for fmt in topic.formats))
@@ -418,13 +434,13 @@ def publish_indexes(config: Config, store: Store, at_most_every: float = 0.0) ->
     that index.html shows (each source's state, last refresh) changed; and, with `at_most_every`
     (the daemon's), no more than once in that many seconds while the list of topics stays the same:
     at 1,000 topics, rendering it after every batch of a worker was most of a warm cycle."""
-    keys = store.render_keys([f"topic:{t.id}" for t in config.topics] + ["index", "index:topics"])
     topics_key = digest(__version__, config.topics, config.base_url)
     html = config.output_dir / "index.html"
     there = html.exists() and (config.output_dir / "index.opml").exists()
-    if there and at_most_every and keys.get("index:topics") == topics_key \
+    if there and at_most_every and store.render_key("index:topics") == topics_key \
             and time.time() - html.stat().st_mtime < at_most_every:
-        return []
+        return []  # (the daemon's usual case: every topic's render key is read only past this point)
+    keys = store.render_keys([f"topic:{t.id}" for t in config.topics] + ["index", "index:topics"])
     states = {s.url: s for s in store.source_states()}
     health = publish.index_health(config, states)
     key = digest(topics_key, [keys.get(f"topic:{t.id}") for t in config.topics], health)
@@ -441,16 +457,65 @@ def publish_indexes(config: Config, store: Store, at_most_every: float = 0.0) ->
 
 
 def digest(*parts: object) -> str:
-    """A stable hash of records made of dataclasses, strings, numbers, datetimes and timedeltas."""
-    return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()
+    """A stable hash of records made of dataclasses, strings, numbers, datetimes and timedeltas.
+
+    The hash of repr(parts); a topic's config, or config.topics, has its repr computed once per object
+    (a TopicConfig's repr was most of a warm refresh's digests, and the config changes only on SIGHUP)."""
+    # repr(parts), piece by piece: a tuple's repr is its items' joined by ", " (a 1-tuple's with a comma)
+    text = ", ".join(_REPRS(p) if _is_config(p) else repr(p) for p in parts)
+    text = f"({text},)" if len(parts) == 1 else f"({text})"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def with_icon(topic: TopicConfig, store: Store) -> TopicConfig:
-    """The topic with its feed icon: the configured one, else the first source's site icon."""
+def _is_config(part: object) -> bool:
+    """A TopicConfig or a tuple of them (config.topics): frozen all the way down (strings, numbers,
+    timedeltas, tuples and frozen dataclasses), so one object's repr never changes."""
+    return type(part) is TopicConfig or (type(part) is tuple and bool(part)
+                                         and all(type(t) is TopicConfig for t in part))
+
+
+class _ByIdentity(Generic[K, V]):
+    """make(obj), computed once per object, for objects that never change (frozen config).
+
+    Kept by the object's identity: an entry holds its object, so that its id() is not reused by
+    another while the entry lives. Emptied when it holds `size` entries (a config reloaded on SIGHUP
+    leaves its old objects here until then)."""
+
+    def __init__(self, make: Callable[[K], V], size: int = 1 << 14) -> None:
+        self.make, self.size = make, size
+        self.entries: dict[int, tuple[K, V]] = {}
+
+    def __call__(self, obj: K) -> V:
+        hit = self.entries.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        value = self.make(obj)
+        if len(self.entries) >= self.size:
+            self.entries.clear()
+        self.entries[id(obj)] = (obj, value)
+        return value
+
+
+_REPRS: _ByIdentity[object, str] = _ByIdentity(repr)
+# per topic without an icon of its own: its copy with each site icon it was given (see with_icon)
+_ICONED: _ByIdentity[TopicConfig, dict[str, TopicConfig]] = _ByIdentity(lambda topic: {})
+
+
+def with_icon(topic: TopicConfig, icons: Mapping[str, str]) -> TopicConfig:
+    """The topic with its feed icon: the configured one, else the first source's site icon (`icons`:
+    the site icons stored, by source URL; Store.source_icons).
+
+    The same icon gives the same object, refresh after refresh, so that digest() finds its repr cached."""
     if topic.icon:
         return topic
-    icon = next((i for s in topic.sources if (i := store.source_state(s.url).icon)), None)
-    return dataclasses.replace(topic, icon=icon) if icon else topic
+    icon = next((i for s in topic.sources if (i := icons.get(s.url))), None)
+    if not icon:
+        return topic
+    copies = _ICONED(topic)
+    copy = copies.get(icon)
+    if copy is None:
+        copy = copies[icon] = dataclasses.replace(topic, icon=icon)
+    return copy
 
 
 def plan_topics(config: Config, topic_ids: Sequence[str] | None = None, *, now: datetime,
@@ -479,7 +544,7 @@ def settled_sources(config: Config, topics: Sequence[TopicConfig], store: Store,
     for topic in topics:
         for source in topic.sources:
             sources.setdefault(source.url, (source, topic))
-    states = {url: store.source_state(url) for url in sources}
+    states = store.source_states_of(sources)  # one query, not one a source
     jobs: list[tuple[SourceConfig, SourceState]] = []
     for url, (source, _topic) in sources.items():
         state = states[url]

@@ -266,6 +266,49 @@ def test_configured_icon_wins(http_server, tmp_path: Path) -> None:
     assert feedparser.parse((config.output_dir / "j.atom").read_bytes()).feed.icon == "https://cdn.example.org/j.png"
 
 
+def test_digests_of_a_config_are_cached_by_object_yet_every_change_gives_another_key(tmp_path: Path) -> None:
+    """digest() remembers a topic's repr (and config.topics') per object: the keys stay what hashing
+    repr(parts) gave, so no feed is rendered again after an upgrade, and a changed config (a new
+    object, as load_config and a SIGHUP give) gives a changed key."""
+    import dataclasses
+    import hashlib
+
+    def plain(*parts: object) -> str:
+        return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+    config = make_config(tmp_path, {"a": ["https://a.example/"], "b": ["https://b.example/", "https://c.example/"]})
+    topic = config.topics[0]
+    for parts in [(), (topic,), (config.topics,), ("1.0", topic, None, "https://hub.example/", 7),
+                  ("1.0", config.topics, "https://feeds.example/"), ((),), ("x", [None, "k"], {"a": ()})]:
+        assert pipeline.digest(*parts) == plain(*parts), parts
+        assert pipeline.digest(*parts) == plain(*parts), parts  # cached now: the same
+    key = pipeline.feed_key(config, topic, 3)
+    assert key == plain(pipeline.__version__, topic, None, None, 3) == pipeline.feed_key(config, topic, 3)
+    hub = dataclasses.replace(config, base_url="https://feeds.example/", websub_hub="https://hub.example/")
+    assert pipeline.feed_key(hub, topic, 3) == plain(pipeline.__version__, topic, hub.base_url, hub.websub_hub, 3)
+    assert key == pipeline.feed_key(load_config(config.path), load_config(config.path).topics[0], 3)  # equal config
+    assert key != pipeline.feed_key(config, topic, 4)
+    assert key != pipeline.feed_key(config, dataclasses.replace(topic, max_entries=20), 3)
+    assert key != pipeline.feed_key(dataclasses.replace(config, base_url="https://feeds.example/"), topic, 3)
+    text = config.path.read_text(encoding="utf-8")
+    (tmp_path / "changed.toml").write_text(text.replace('title = "a"', 'title = "A"'), encoding="utf-8")
+    changed = load_config(tmp_path / "changed.toml")
+    assert changed.topics[0].title == "A" and pipeline.feed_key(changed, changed.topics[0], 3) != key
+    topics_key = pipeline.digest("1.0", config.topics)
+    assert pipeline.digest("1.0", changed.topics) != topics_key
+
+    # a topic given its site's icon is one object per icon, so that its repr is cached too
+    iconed = pipeline.with_icon(topic, {"https://a.example/": "https://a.example/i.png"})
+    assert iconed.icon == "https://a.example/i.png" and iconed == dataclasses.replace(topic, icon=iconed.icon)
+    assert pipeline.with_icon(topic, {"https://a.example/": "https://a.example/i.png"}) is iconed
+    assert pipeline.feed_key(config, iconed, 3) == plain(pipeline.__version__, iconed, None, None, 3) != key
+    other = pipeline.with_icon(topic, {"https://a.example/": "https://a.example/j.png"})
+    assert other.icon == "https://a.example/j.png" and pipeline.feed_key(config, other, 3) != pipeline.feed_key(
+        config, iconed, 3)
+    assert pipeline.with_icon(topic, {"https://a.example/": ""}) is topic
+    assert pipeline.with_icon(config.topics[1], {"https://c.example/": "c.png"}).icon == "c.png"
+
+
 def test_unchanged_feeds_are_not_rendered_but_config_changes_and_lost_files_are(http_server, tmp_path: Path,
                                                                                  monkeypatch) -> None:
     url = http_server.route("/k", listing(4, "k"), headers={"Content-Type": "text/html; charset=utf-8"})

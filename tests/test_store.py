@@ -110,6 +110,30 @@ def test_source_state_round_trip(state, now):
         assert got is not None and got.tzinfo is not None and got.utcoffset() == timedelta(0)
 
 
+def test_source_states_and_icons_of_many_sources_are_read_at_once(state, now):
+    """What a refresh reads of its sources in one query: each one's state (a new one for a source never
+    saved), and the site icons of those that have one. More URLs than one statement takes, too."""
+    a = SourceState("https://a.example/", etag='"x"', last_success_at=now, last_item_count=20,
+                    icon="https://a.example/favicon.ico")
+    b = SourceState("https://b.example/", last_failure_at=now, last_error="http: 500", consecutive_failures=1,
+                    next_try_at=now + timedelta(minutes=5))
+    many = [f"https://c.example/{i}" for i in range(1200)]
+    with Store.open(state) as store:
+        store.save_source_states([a, b, *(SourceState(u, icon=f"{u}/i.png") for u in many[::2])])
+        got = store.source_states_of(["https://new.example/", b.url, a.url])
+        assert list(got) == ["https://new.example/", b.url, a.url]
+        assert got == {"https://new.example/": SourceState("https://new.example/"), a.url: a, b.url: b}
+        assert got[a.url] == store.source_state(a.url) and got[b.url] == store.source_state(b.url)
+        states = store.source_states_of(many)
+        assert [s.url for s in states.values()] == many
+        assert [s.icon for s in states.values()] == [f"{u}/i.png" if i % 2 == 0 else None for i, u in enumerate(many)]
+        assert store.source_states_of([]) == {}
+
+        icons = store.source_icons([a.url, b.url, "https://new.example/", *many])
+        assert icons == {a.url: a.icon, **{u: f"{u}/i.png" for u in many[::2]}}
+        assert store.source_icons(set()) == {}
+
+
 def test_times_come_back_aware_utc_whatever_zone_went_in(state, now):
     tokyo = timezone(timedelta(hours=9))
     published = datetime(2025, 12, 25, 9, 0, tzinfo=tokyo)
@@ -180,6 +204,42 @@ def test_topic_version_moves_with_what_its_feed_shows_and_only_then(state, now):
         assert store.topic_version("t")[0] > v2 and store.topic_version("t")[1] == 0
         assert store.topic_version("other") == (store.topic_version("other")[0], 0)
         assert store.topic_version("other")[0] > v_other
+
+
+def test_topic_versions_of_many_topics_are_read_at_once(state, now):
+    with Store.open(state) as store:
+        assert store.topic_versions(["t", "other"]) == {"t": (0, 0), "other": (0, 0)}
+        refresh(store, [item(t, i) for i, t in enumerate(STORIES[:3])], now)
+        refresh(store, [item(STORIES[3])], now, topic="other")
+        topics = ["none", "other", "t", *(f"x{i}" for i in range(600))]
+        got = store.topic_versions(topics)
+        assert list(got) == topics
+        assert got["t"] == store.topic_version("t") and got["t"][1] == 3
+        assert got["other"] == store.topic_version("other") and got["other"][1] == 1
+        assert got["none"] == got["x599"] == (0, 0)
+        assert store.topic_versions([]) == {}
+
+
+def test_touch_sources_keeps_old_stories_of_the_sources_named_and_only_those(state, now):
+    """A source not read this run still lists its stories: those last seen before `older_than` are
+    seen now; its newer ones, and every story of a source not named, are left as they are. Many
+    sources at once (more than one statement takes)."""
+    import dataclasses
+
+    def seen(store: Store) -> dict[str, datetime]:
+        return {e.summary: e.last_seen_at for t in ("a", "b") for e in store.entries(t)}
+
+    with Store.open(state) as store:
+        refresh(store, [dataclasses.replace(item(STORIES[0]), source_url="https://a.example/")], now, "a")
+        refresh(store, [dataclasses.replace(item(STORIES[1]), source_url="https://b.example/")], now, "b")
+        refresh(store, [dataclasses.replace(item(STORIES[2], 1), source_url="https://a.example/")],
+                now + timedelta(days=5), "a")
+        later = now + timedelta(days=6)
+        others = [f"https://c.example/{i}" for i in range(700)]
+        store.touch_sources([*others, "https://a.example/", *others], later, older_than=now + timedelta(days=1))
+        assert seen(store) == {STORIES[0]: later, STORIES[1]: now, STORIES[2]: now + timedelta(days=5)}
+        store.touch_sources([], later + timedelta(days=1), older_than=later + timedelta(days=1))
+        assert seen(store)[STORIES[1]] == now
 
 
 def test_sqlite_topic_versions_are_built_for_a_store_from_before_them(tmp_path, now):

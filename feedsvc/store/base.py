@@ -244,6 +244,23 @@ class Store:
                   state.degraded_runs) for state in states])
 
     @_mapped
+    def source_states_of(self, urls: Iterable[str]) -> dict[str, SourceState]:
+        """source_state() of many sources in one query a chunk, by URL (a source never saved: a new state).
+        A refresh reads every source's state before fetching: a query a source was ~5 % of the main
+        thread's CPU in a refresh whose pages all answer 304."""
+        urls = list(urls)
+        found = {row[0]: self._source(row) for marks, chunk in _in_chunks(urls)
+                 for row in self._exec(f"SELECT {_SOURCE_COLS} FROM sources WHERE url IN ({marks})", chunk)}
+        return {url: found.get(url) or SourceState(url) for url in urls}
+
+    @_mapped
+    def source_icons(self, urls: Iterable[str]) -> dict[str, str]:
+        """The site icon of those of these sources that have one, by URL (SourceState.icon), one query a chunk."""
+        return {row[0]: row[1] for marks, chunk in _in_chunks(urls)
+                for row in self._exec(f"SELECT url, icon FROM sources WHERE icon IS NOT NULL AND url IN ({marks})",
+                                      chunk)}
+
+    @_mapped
     def source_states(self) -> list[SourceState]:
         rows = self._exec(f"SELECT {_SOURCE_COLS} FROM sources ORDER BY url").fetchall()
         return [self._source(r) for r in rows]
@@ -355,6 +372,15 @@ class Store:
         is added, removed, or changes in anything but when it was last seen (triggers keep it)."""
         row = self._exec("SELECT version, entries FROM topic_versions WHERE topic = ?", (topic_id,)).fetchone()
         return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    @_mapped
+    def topic_versions(self, topic_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
+        """topic_version() of many topics, one query a chunk: (0, 0) for a topic with no row."""
+        topic_ids = list(topic_ids)
+        found = {row[0]: (int(row[1]), int(row[2])) for marks, chunk in _in_chunks(topic_ids)
+                 for row in self._exec(f"SELECT topic, version, entries FROM topic_versions WHERE topic IN ({marks})",
+                                       chunk)}
+        return {t: found.get(t, (0, 0)) for t in topic_ids}
 
     def topic_entry_count(self, topic_id: str) -> int:
         return self.topic_version(topic_id)[1]
@@ -540,9 +566,11 @@ class Store:
         rewriting every story of every unchanged page on every run was most of a warm refresh."""
         if not urls:
             return
-        with self._transaction():
-            self._execmany("UPDATE entries SET last_seen_at = ? WHERE source_url = ? AND last_seen_at < ?",
-                           [(_t(now), url, _t(older_than)) for url in urls])
+        at, cutoff = _t(now), _t(older_than)
+        with self._transaction():  # one statement a chunk of sources, not one a source: a third of the time
+            for marks, chunk in _in_chunks(urls):
+                self._exec(f"UPDATE entries SET last_seen_at = ? WHERE last_seen_at < ? AND source_url IN ({marks})",
+                           (at, cutoff, *chunk))
 
     @_mapped_as("prune")
     def prune(self, now: datetime, retention: timedelta) -> int:
