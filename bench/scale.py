@@ -14,7 +14,7 @@ postgresql package). In the same run it measures, on the same pages:
 
 each cold (empty state: every page fetched, parsed, stored, a feed written) and warm (every page
 answers 304: the cycle that decides the cost at scale; for the workers, every topic made due again at
-once). For each: wall time, pages/s, CPU ms per page of feedsvc's processes (the process trees, parse
+once); `pg refresh` also changed (a tenth of the pages show 5 new stories: the steady state). For each: wall time, pages/s, CPU ms per page of feedsvc's processes (the process trees, parse
 workers included, read from /proc) and of PostgreSQL (the postmaster and its backends), and, on PostgreSQL,
 how long the writers' lock was held per page (the debug log's figure: the one lock bounds what one
 database saves a second; the PostgreSQL phases run with --log-level DEBUG for it). Then the
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -93,6 +94,7 @@ def size(path: Path) -> int:
 class Report:
     sources: int
     ceiling: float
+    changed: int = 0  # pages with new stories in the "pg refresh changed" phase
     phases: list[Phase] = field(default_factory=list)
     storage: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -212,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         print("bench/scale.py needs PostgreSQL's server binaries (apt-get install postgresql)", file=sys.stderr)
         return 2
     warm_bytecode()
-    report = Report(args.sources, 0.0)
+    report = Report(args.sources, 0.0, changed=max(1, round(args.sources / 10)))
     pg = PostgresServer(bindir)
     pg.start()
     pg_pid = int((pg.data / "postmaster.pid").read_text().split()[0])
@@ -247,6 +249,13 @@ def main(argv: list[str] | None = None) -> int:
                 report.phases.append(Phase(f"pg refresh {name}", args.sources, wall, cpu, tree_cpu(pg_pid) - pg0,
                                            lock_held(log, since)))
             report.storage["postgresql"] = storage(url, None)
+            # the steady state: a tenth of the pages show 5 new stories, the rest answer 304
+            for i in random.Random(1).sample(range(args.sources), report.changed):
+                sites.bump(i)
+            pg0, since = tree_cpu(pg_pid), size(log)
+            wall, cpu = run_refresh(pg_cfg, {"FEEDSVC_STATE": url}, log, "--log-level", "DEBUG")
+            report.phases.append(Phase("pg refresh changed", args.sources, wall, cpu, tree_cpu(pg_pid) - pg0,
+                                       lock_held(log, since)))
 
             for n in (1, 2):
                 url = pg.new_database(f"run{n}")
@@ -277,6 +286,9 @@ def print_report(r: Report) -> None:
         print(f"{kind}: 2 workers ÷ 1: {two.pages_per_s / one.pages_per_s:.2f}x pages/s; "
               f"PostgreSQL ÷ SQLite (one refresh): {pg.wall / base.wall:.2f}x wall, "
               f"{(pg.cpu + pg.pg_cpu) / base.cpu:.2f}x CPU (feedsvc + PostgreSQL)")
+    changed = by["pg refresh changed"]
+    print(f"changed: {r.changed} of {r.sources} pages with 5 new stories each: the writers' lock held "
+          f"{1000 * changed.lock / r.changed:.1f} ms a changed page")
     for backend, s in r.storage.items():
         print(f"{backend}: {s['stories']:.0f} stories, {s['rows_per_story']:.1f} rows and "
               f"{s['bytes_per_story'] / 1024:.1f} KiB per story")

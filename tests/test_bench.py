@@ -121,11 +121,12 @@ def test_scale_bench_runs_or_says_why_not(tmp_path, pg_server):
     figures = json.loads(out.read_text())
     names = [p["name"] for p in figures["phases"]]
     assert names == [f"{kind} {temp}" for kind in ("sqlite refresh", "pg refresh", "pg run x1", "pg run x2")
-                     for temp in ("cold", "warm")]
+                     for temp in ("cold", "warm", "changed") if temp != "changed" or kind == "pg refresh"]
     assert all(p["pages"] == 4 and p["wall"] > 0 and p["cpu"] > 0 for p in figures["phases"])
     assert all(p["pg_cpu"] > 0 for p in figures["phases"] if p["name"].startswith("pg"))
     # the writers' lock, from the debug log: held while the cold phases saved their stories
-    assert all(p["lock"] > 0 for p in figures["phases"] if p["name"].startswith("pg") and p["name"].endswith("cold"))
+    assert all(p["lock"] > 0 for p in figures["phases"] if p["name"].startswith("pg") and "warm" not in p["name"])
+    assert figures["changed"] == 1 and "ms a changed page" in proc.stdout
     for backend in ("sqlite", "postgresql"):
         assert figures["storage"][backend]["stories"] == 4 * 50  # 50 stories a generated page
     assert "2 workers ÷ 1" in proc.stdout
