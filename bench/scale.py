@@ -16,8 +16,8 @@ each cold (empty state: every page fetched, parsed, stored, a feed written) and 
 answers 304: the cycle that decides the cost at scale; for the workers, every topic made due again at
 once); `pg refresh` also changed (a tenth of the pages show 5 new stories: the steady state). For each: wall time, pages/s, CPU ms per page of feedsvc's processes (the process trees, parse
 workers included, read from /proc) and of PostgreSQL (the postmaster and its backends), and, on PostgreSQL,
-how long the writers' lock was held per page (the debug log's figure: the one lock bounds what one
-database saves a second; the PostgreSQL phases run with --log-level DEBUG for it). Then the
+how long the writers' lock was held per page (from the log's line of each refresh: the one lock bounds
+what one database saves a second; `refresh` runs with --log-level INFO for it, as `run` does). Then the
 ratios (2 workers ÷ 1; PostgreSQL ÷ SQLite) beside the parallel ceiling of this machine (how much more
 two processes of pure Python do than one), and rows and bytes per stored story in each backend.
 """
@@ -57,7 +57,7 @@ class Phase:
     wall: float
     cpu: float  # feedsvc's processes, seconds
     pg_cpu: float = 0.0  # PostgreSQL's processes, seconds
-    lock: float = 0.0  # seconds the writers' lock was held (PostgreSQL), from the debug log
+    lock: float = 0.0  # seconds the writers' lock was held (PostgreSQL), from the log
 
     @property
     def pages_per_s(self) -> float:
@@ -80,7 +80,7 @@ LOCK_LINE = re.compile(rb"the writers' lock held ([0-9.]+) s in \d+ transaction"
 
 
 def lock_held(log: Path, since: int) -> float:
-    """Seconds of writers' lock the debug lines written to `log` after byte `since` report."""
+    """Seconds of writers' lock the refreshes' lines written to `log` after byte `since` report."""
     with open(log, "rb") as f:
         f.seek(since)
         return sum(float(m.group(1)) for m in LOCK_LINE.finditer(f.read()))
@@ -151,8 +151,8 @@ def workers_phase(n_workers: int, config: Path, env: dict[str, str], url: str, s
     t0 = time.perf_counter()
     out = open(log, "ab")
     since = size(log)
-    procs = [subprocess.Popen([sys.executable, "-m", "feedsvc", "--config", str(config), "--log-level", "DEBUG",
-                               "run"], env=env, cwd=str(config.parent), stdout=out, stderr=out)
+    procs = [subprocess.Popen([sys.executable, "-m", "feedsvc", "--config", str(config), "run"], env=env,
+                              cwd=str(config.parent), stdout=out, stderr=out)
              for _ in range(n_workers)]
     try:
         phases = []
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             pg_cfg = fresh("pg-refresh")
             for name in ("cold", "warm"):
                 pg0, since = tree_cpu(pg_pid), size(log)
-                wall, cpu = run_refresh(pg_cfg, {"FEEDSVC_STATE": url}, log, "--log-level", "DEBUG")
+                wall, cpu = run_refresh(pg_cfg, {"FEEDSVC_STATE": url}, log, "--log-level", "INFO")
                 report.phases.append(Phase(f"pg refresh {name}", args.sources, wall, cpu, tree_cpu(pg_pid) - pg0,
                                            lock_held(log, since)))
             report.storage["postgresql"] = storage(url, None)
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             for i in random.Random(1).sample(range(args.sources), report.changed):
                 sites.bump(i)
             pg0, since = tree_cpu(pg_pid), size(log)
-            wall, cpu = run_refresh(pg_cfg, {"FEEDSVC_STATE": url}, log, "--log-level", "DEBUG")
+            wall, cpu = run_refresh(pg_cfg, {"FEEDSVC_STATE": url}, log, "--log-level", "INFO")
             report.phases.append(Phase("pg refresh changed", args.sources, wall, cpu, tree_cpu(pg_pid) - pg0,
                                        lock_held(log, since)))
 

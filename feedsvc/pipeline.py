@@ -166,9 +166,12 @@ def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: date
         results.sort(key=lambda r: order[r.topic])
         for r in results:
             r.restored = restored.get(r.topic, 0)
-        held = (f"; the writers' lock held {store.write_lock_held:.3f} s in {store.write_lock_holds} transaction(s)"
-                if store.write_lock_holds else "")
-    log.debug("refresh of %d topic(s) took %.2fs%s", len(topics), time.monotonic() - started, held)
+        held, holds = store.write_lock_held, store.write_lock_holds
+    if holds:  # PostgreSQL: the one lock every worker's saves wait for; near the cycle, the state is full
+        log.info("refresh of %d topic(s) took %.2fs; the writers' lock held %.3f s in %d transaction(s)",
+                 len(topics), time.monotonic() - started, held, holds)
+    else:
+        log.debug("refresh of %d topic(s) took %.2fs", len(topics), time.monotonic() - started)
     return results
 
 
@@ -237,7 +240,8 @@ class SaveGroup:
     def save(self, topic: TopicConfig, by_source: dict[str, SourceItems]) -> None:
         """Plan and save one topic whose sources have all been read."""
         t0 = time.monotonic()
-        self.store.lock_for_write()  # the plan reads what is stored: no other worker may save meanwhile
+        if any(by_source[s.url].items for s in topic.sources):  # (no items: an empty plan, nothing written)
+            self.store.lock_for_write()  # the plan reads what is stored: no other worker may save meanwhile
         tp = plan_topic(topic, by_source, self.store, now=self.now)
         self.store.save(tp.plan, topic.id, self.now)
         self.saved.append((tp, time.monotonic() - t0))

@@ -79,7 +79,7 @@ def test_a_writer_waits_for_the_other_and_then_sees_its_stories(pg_url, now):
         committed = time.monotonic()
         a.commit()
         assert not a.holds_write_lock
-        # what the debug log tells (bench/scale.py reads it): A held it over B's wait, B only to its commit
+        # what refresh's log line tells (bench/scale.py reads it): A held it over B's wait, B to its commit
         a_held = a.write_lock_held - held[a][1]
         assert a.write_lock_holds - held[a][0] == 1 and 0.5 <= a_held < 30
         thread.join(30)

@@ -127,7 +127,7 @@ class Store:
     # `topic {ANY}`: is one of a list given as one parameter (SQLite: json_each of a JSON array)
     ANY: ClassVar[str] = "IN (SELECT value FROM json_each(?))"
     SKIP_LOCKED: ClassVar[str] = ""  # a claim's row locks (SQLite: none, it has one writer at a time)
-    # PostgreSQL: how long this connection held the writers' lock (lock_for_write), for the debug log
+    # PostgreSQL: how long this connection held the writers' lock (lock_for_write), for refresh's log line
     # and bench/scale.py: the one lock is what bounds the stories one database saves a second.
     write_lock_held: float = 0.0
     write_lock_holds: int = 0
