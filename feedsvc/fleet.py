@@ -153,7 +153,7 @@ class Fleet:
         """Who holds each of these topics' leases now (a topic whose lease ran out is not listed)."""
         now = now_utc()
         with self._lock:
-            runs = {r.topic: r for r in self._state().topic_runs()}
+            runs = {r.topic: r for r in self._state().topic_runs(topic_ids)}
         held = {}
         for topic_id in topic_ids:
             run = runs.get(topic_id)

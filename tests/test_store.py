@@ -382,3 +382,14 @@ def test_migrate_state_copies_every_column_of_every_table(state):
                 columns.setdefault(table, set()).add(column)
             del columns["schema_version"]
         assert columns == {t: {c.strip() for c in cols.split(",")} for t, cols in TABLES}
+
+
+def test_topic_runs_of_some_topics_reads_those_only(state, now):
+    """Who holds a few topics (a cron refresh naming the ones it left) reads their rows, not all of them."""
+    with Store.open(state) as store:
+        store.ensure_topics({"a": now, "b": now, "c": now + timedelta(hours=1)})
+        assert store.claim_topics("w1", ["a", "b", "c"], now, timedelta(minutes=2), limit=1, due_only=True) == ["a"]
+        assert [r.topic for r in store.topic_runs()] == ["a", "b", "c"]
+        some = store.topic_runs(["c", "a", "gone"])
+        assert [(r.topic, r.lease_holder) for r in some] == [("a", "w1"), ("c", None)]
+        assert store.topic_runs([]) == []

@@ -663,9 +663,11 @@ class Store:
         return int(due), int(alive)
 
     @_mapped
-    def topic_runs(self) -> list[TopicRun]:
+    def topic_runs(self, topic_ids: Sequence[str] | None = None) -> list[TopicRun]:
+        """Every topic's schedule and lease (status), or these topics' only (who holds them)."""
+        where, args = (f" WHERE topic {self.ANY}", (self._list(topic_ids),)) if topic_ids is not None else ("", ())
         rows = self._exec("SELECT topic, next_due_at, lease_holder, lease_expires_at, last_started_at, "
-                                "last_finished_at, last_worker FROM topic_runs ORDER BY topic").fetchall()
+                          f"last_finished_at, last_worker FROM topic_runs{where} ORDER BY topic", args).fetchall()
         return [TopicRun(r[0], _dt(r[1]), r[2], _dt(r[3]), _dt(r[4]), _dt(r[5]), r[6]) for r in rows]  # type: ignore[arg-type]
 
     @_writes
