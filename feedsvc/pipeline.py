@@ -413,12 +413,8 @@ def merges(plan: dedupe.Plan) -> list[tuple[str, str, str]]:
 
 def feed_key(config: Config, topic: TopicConfig, version: int) -> str:
     """A hash of everything a topic's feeds are made of: the topic, the publishing config, feedsvc's
-    version, and the topic's stories (Store.topic_version moves whenever one of them changes).
-
-    digest(__version__, topic, config.base_url, config.websub_hub, version), written out: a refresh
-    computes it for every topic, even one whose pages all answered 304."""
-    text = f"({__version__!r}, {_REPRS(topic)}, {config.base_url!r}, {config.websub_hub!r}, {version!r})"
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    version, and the topic's stories (Store.topic_version moves whenever one of them changes)."""
+    return digest(__version__, topic, config.base_url, config.websub_hub, version)
 
 
 def feeds_current(config: Config, topic: TopicConfig, stored: str | None, key: str) -> bool:

@@ -106,7 +106,7 @@ def test_the_lock_is_taken_by_the_first_write_of_a_group_not_by_begin(pg_url, tm
         s.commit()
 
 
-def test_a_group_holding_the_lock_is_due_after_group_seconds(pg_url, tmp_path, now):
+def test_a_group_holding_the_lock_is_due(pg_url, tmp_path, now):
     """SaveGroup.due(): a group that only saved source states commits too, releasing the lock other
     workers wait for, rather than hold it while a slow source is fetched."""
     config = load_config(site(tmp_path))
@@ -118,6 +118,24 @@ def test_a_group_holding_the_lock_is_due_after_group_seconds(pg_url, tmp_path, n
         assert group.due()
         group.publish()
         assert not store.holds_write_lock
+        store.commit()
+
+
+def test_a_topic_with_items_commits_at_once_and_one_without_takes_no_lock(pg_url, tmp_path, now):
+    """On PostgreSQL a group is due as soon as it holds the writers' lock (not GROUP_SECONDS later,
+    which held it while the process waited for pages), and a topic whose pages brought no items
+    (304s) plans nothing and so takes no lock at all."""
+    config = load_config(site(tmp_path))
+    topic = config.topics[0]
+    url = topic.sources[0].url
+    with Store.open(pg_url) as store:
+        group = pipeline.SaveGroup(config, store, workers=None, now=now)  # type: ignore[arg-type]
+        unchanged = pipeline.SourceItems(pipeline.SourceOutcome(url, "not-modified"))
+        group.save(topic, {url: unchanged})
+        assert not store.holds_write_lock and not group.due()
+        fresh = pipeline.SourceItems(pipeline.SourceOutcome(url, "ok"), items=[item(STORIES[1])], fresh=True)
+        group.save(topic, {url: fresh})
+        assert store.holds_write_lock and group.due()  # at once: no time has passed
         store.commit()
 
 

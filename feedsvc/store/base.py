@@ -216,10 +216,8 @@ class Store:
 
     # ------------------------------------------------------------------------------------------ sources
 
-    @_mapped
     def source_state(self, url: str) -> SourceState:
-        row = self._exec(f"SELECT {_SOURCE_COLS} FROM sources WHERE url = ?", (url,)).fetchone()
-        return SourceState(url) if row is None else self._source(row)
+        return self.source_states_of([url])[url]
 
     @staticmethod
     def _source(row: tuple) -> SourceState:
@@ -366,12 +364,10 @@ class Store:
             out[source] = (int(ok or 0), int(failed or 0), error)
         return out
 
-    @_mapped
     def topic_version(self, topic_id: str) -> tuple[int, int]:
         """(version, stories listed) of a topic. The version moves whenever a story the topic lists
         is added, removed, or changes in anything but when it was last seen (triggers keep it)."""
-        row = self._exec("SELECT version, entries FROM topic_versions WHERE topic = ?", (topic_id,)).fetchone()
-        return (int(row[0]), int(row[1])) if row else (0, 0)
+        return self.topic_versions([topic_id])[topic_id]
 
     @_mapped
     def topic_versions(self, topic_ids: Iterable[str]) -> dict[str, tuple[int, int]]:

@@ -186,15 +186,13 @@ class PostgresStore(Store):
         return self._locked
 
     def _end(self, how: str) -> None:
-        if self._locked:  # (counted to the end of COMMIT: the lock goes with it)
-            self._locked = False
-            try:
-                self._db.execute(how)
-            finally:
+        held, self._locked = self._locked, False
+        try:
+            self._db.execute(how)
+        finally:
+            if held:  # (counted to the end of COMMIT: the lock goes with it)
                 self.write_lock_held += time.monotonic() - self._locked_at
                 self.write_lock_holds += 1
-            return
-        self._db.execute(how)
 
     def verify(self) -> None:
         """PostgreSQL checks its own pages; here, that the state answers and its schema is there."""
