@@ -12,6 +12,12 @@ each tree in turn runs in a fresh process that copies that state and times `runs
 (process CPU, all threads; main thread apart), the first dropped (it pays one-time costs). Prints
 each tree's median CPU ms a source with its quartiles and per-process medians: the shared machine's
 load moves within minutes, so only trees measured in the same rotation compare.
+
+In the same rotation, processes of their own time two floors: the same conditional GETs, one after
+another, with nothing of feedsvc's (nothing stored, no feed looked at), made the plainest way requests
+makes them (`requests.Session().get(url, headers={"If-None-Match": etag})`) and handed, prepared
+beforehand, straight to its transport (`HTTPAdapter().send()`); a new Session or adapter each pass, as
+each refresh has its own pools. Each tree's ratio to both shows what part of a warm source is feedsvc's.
 """
 
 from __future__ import annotations
@@ -54,6 +60,33 @@ shutil.rmtree(work)
 print(cpu, main)
 """
 
+# The floors: the same conditional GETs with nothing of feedsvc's (same servers, same URLs, same 304s),
+# made through requests' public API, then handed straight to its transport adapter.
+_FLOOR = r"""
+import sys, time, tomllib, requests
+from pathlib import Path
+src, runs, how = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+urls = [s["url"] for t in tomllib.loads((src / "config.toml").read_text())["topics"] for s in t["sources"]]
+etags = [requests.get(u).headers["ETag"] for u in urls]
+prepared = [requests.Request("GET", u, headers={"If-None-Match": e}).prepare() for u, e in zip(urls, etags)]
+cpu = []
+for _ in range(runs):
+    t0 = time.process_time()
+    if how == "get":
+        with requests.Session() as session:
+            for url, etag in zip(urls, etags):
+                assert session.get(url, headers={"If-None-Match": etag}, timeout=10).status_code == 304
+    else:
+        adapter = requests.adapters.HTTPAdapter()
+        for prep in prepared:
+            with adapter.send(prep, timeout=10) as resp:
+                assert resp.status_code == 304
+        adapter.close()
+    cpu.append(1000 * (time.process_time() - t0) / len(urls))
+print(cpu, cpu)
+"""
+FLOORS = {Path("floor: requests.Session().get()"): "get", Path("floor: HTTPAdapter().send()"): "send"}
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -77,13 +110,16 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "feedsvc", "--config", str(state / "config.toml"), "refresh"],
                        check=True, stdout=subprocess.DEVNULL, cwd=state,
                        env=dict(os.environ, PYTHONPATH=str(args.trees[0].resolve())))
-        cpu: dict[Path, list[float]] = {t: [] for t in args.trees}
-        main_cpu: dict[Path, list[float]] = {t: [] for t in args.trees}
-        per: dict[Path, list[float]] = {t: [] for t in args.trees}
+        runners = [*args.trees, *FLOORS]
+        cpu: dict[Path, list[float]] = {t: [] for t in runners}
+        main_cpu: dict[Path, list[float]] = {t: [] for t in runners}
+        per: dict[Path, list[float]] = {t: [] for t in runners}
         started = time.monotonic()
         for _ in range(args.rounds):
-            for tree in args.trees:
-                out = subprocess.run([sys.executable, "-c", _CHILD, str(state), str(args.runs)], check=True,
+            for tree in runners:
+                child = [_FLOOR, FLOORS[tree]] if tree in FLOORS else [_CHILD]
+                out = subprocess.run([sys.executable, "-c", child[0], str(state), str(args.runs), *child[1:]],
+                                     check=True,
                                      capture_output=True, text=True,
                                      env=dict(os.environ, PYTHONPATH=str(tree.resolve()))).stdout
                 c, m = (json.loads(part) for part in out.strip().replace("] [", "]\n[").split("\n"))
@@ -92,11 +128,14 @@ def main() -> int:
                 per[tree].append(statistics.median(c[1:]))
         print(f"{args.sources} sources, {args.rounds} rounds x {args.runs} warm refreshes a process "
               f"(first dropped), {time.monotonic() - started:.0f} s")
-        for tree in args.trees:
+        floors = [statistics.median(cpu[f]) for f in FLOORS]
+        for tree in runners:
             q = statistics.quantiles(cpu[tree], n=4)
+            ratio = "" if tree in FLOORS else "; " + " and ".join(
+                f"{statistics.median(cpu[tree]) / f:.2f}x" for f in floors) + " the floors"
             print(f"{tree}: median {statistics.median(cpu[tree]):.3f} CPU ms/source (quartiles {q[0]:.3f}-{q[2]:.3f}, "
-                  f"n={len(cpu[tree])}); main thread {statistics.median(main_cpu[tree]):.3f}; per-process medians "
-                  + " ".join(f"{x:.2f}" for x in per[tree]))
+                  f"n={len(cpu[tree])}); main thread {statistics.median(main_cpu[tree]):.3f}{ratio}; "
+                  "per-process medians " + " ".join(f"{x:.2f}" for x in per[tree]))
     finally:
         srv.stdin.close()  # type: ignore[union-attr]
         srv.wait()
