@@ -85,15 +85,6 @@ def _upsert(table: str, columns: str, key: str) -> str:
             f"ON CONFLICT ({key}) DO UPDATE SET {sets}")
 
 
-def _in_chunks(values: Iterable[object], size: int = 500) -> Iterator[tuple[str, list[object]]]:
-    """`values` in slices small enough for one statement (SQLite caps its parameters), each with the
-    "?,?,…" of its IN list."""
-    values = list(values)
-    for i in range(0, len(values), size):
-        chunk = values[i : i + size]
-        yield ",".join("?" * len(chunk)), chunk
-
-
 NEAR_CANDIDATES = 32  # stored stories verified, at most, for one new text
 
 _P = ParamSpec("_P")
@@ -154,6 +145,24 @@ class Store:
 
     def _execmany(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
         raise NotImplementedError
+
+    def _insert_rows(self, table: str, columns: str, rows: Sequence[Sequence[object]], conflict: str = "") -> None:
+        """INSERT each row, in order (`conflict`: an ON CONFLICT clause). Rows an ON CONFLICT … DO UPDATE
+        touches must differ in its target: PostgreSQL inserts them all in one statement."""
+        marks = ", ".join("?" * len(columns.split(",")))
+        self._execmany(f"INSERT INTO {table} ({columns}) VALUES ({marks}) {conflict}", rows)
+
+    def _update_rows(self, table: str, column: str, key: str, rows: Sequence[tuple[object, object]]) -> None:
+        """UPDATE table SET column = value WHERE key = k, for each (value, k)."""
+        self._execmany(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", rows)
+
+    def _in(self, values: Iterable[object]) -> Iterator[tuple[str, list[object]]]:
+        """`column {cond}` is one of `values`: (cond, its parameters) a statement. SQLite: `IN (?,?,…)`
+        in slices small enough for one statement (it caps its parameters)."""
+        values = list(values)
+        for i in range(0, len(values), 500):
+            chunk = values[i : i + 500]
+            yield f"IN ({','.join('?' * len(chunk))})", chunk
 
     def _error(self, ex: BaseException, doing: str = "read") -> StoreError:
         """One line for a failing state: which, what is wrong, what to do about it."""
@@ -247,15 +256,15 @@ class Store:
         A refresh reads every source's state before fetching: a query a source was ~5 % of the main
         thread's CPU in a refresh whose pages all answer 304."""
         urls = list(urls)
-        found = {row[0]: self._source(row) for marks, chunk in _in_chunks(urls)
-                 for row in self._exec(f"SELECT {_SOURCE_COLS} FROM sources WHERE url IN ({marks})", chunk)}
+        found = {row[0]: self._source(row) for cond, chunk in self._in(urls)
+                 for row in self._exec(f"SELECT {_SOURCE_COLS} FROM sources WHERE url {cond}", chunk)}
         return {url: found.get(url) or SourceState(url) for url in urls}
 
     @_mapped
     def source_icons(self, urls: Iterable[str]) -> dict[str, str]:
         """The site icon of those of these sources that have one, by URL (SourceState.icon), one query a chunk."""
-        return {row[0]: row[1] for marks, chunk in _in_chunks(urls)
-                for row in self._exec(f"SELECT url, icon FROM sources WHERE icon IS NOT NULL AND url IN ({marks})",
+        return {row[0]: row[1] for cond, chunk in self._in(urls)
+                for row in self._exec(f"SELECT url, icon FROM sources WHERE icon IS NOT NULL AND url {cond}",
                                       chunk)}
 
     @_mapped
@@ -310,10 +319,10 @@ class Store:
     def articles(self, entry_ids: Iterable[str]) -> dict[str, Article]:
         """The article pages read for these stories (read ones only), by entry id."""
         out: dict[str, Article] = {}
-        for marks, chunk in _in_chunks(entry_ids):
+        for cond, chunk in self._in(entry_ids):
             for r in self._exec(
                     "SELECT e.id, a.url, a.published, a.precise, a.modified, a.image, a.canonical, a.content_html "
-                    f"FROM articles a JOIN entries e ON e.n = a.n WHERE a.status = 'ok' AND e.id IN ({marks})",
+                    f"FROM articles a JOIN entries e ON e.n = a.n WHERE a.status = 'ok' AND e.id {cond}",
                     chunk):
                 out[r[0]] = Article(url=r[1], published=_dt(r[2]), precise=bool(r[3]), modified=_dt(r[4]),
                                     image=r[5], canonical=r[6], content_html=r[7])
@@ -373,8 +382,8 @@ class Store:
     def topic_versions(self, topic_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
         """topic_version() of many topics, one query a chunk: (0, 0) for a topic with no row."""
         topic_ids = list(topic_ids)
-        found = {row[0]: (int(row[1]), int(row[2])) for marks, chunk in _in_chunks(topic_ids)
-                 for row in self._exec(f"SELECT topic, version, entries FROM topic_versions WHERE topic IN ({marks})",
+        found = {row[0]: (int(row[1]), int(row[2])) for cond, chunk in self._in(topic_ids)
+                 for row in self._exec(f"SELECT topic, version, entries FROM topic_versions WHERE topic {cond}",
                                        chunk)}
         return {t: found.get(t, (0, 0)) for t in topic_ids}
 
@@ -396,8 +405,8 @@ class Store:
     def find_by_keys(self, key_lists: Sequence[Sequence[str]]) -> list[tuple[Entry, str, str] | None]:
         """Per list of keys: the story stored under its first known key (entry, folded text, that key)."""
         hits: dict[str, int] = {}
-        for marks, chunk in _in_chunks({k for keys in key_lists for k in keys}):
-            hits.update(self._exec(f"SELECT key, n FROM keys WHERE key IN ({marks})", chunk).fetchall())
+        for cond, chunk in self._in({k for keys in key_lists for k in keys}):
+            hits.update(self._exec(f"SELECT key, n FROM keys WHERE key {cond}", chunk).fetchall())
         if not hits:
             return [None] * len(key_lists)
         stored = {n: (e, folded) for n, e, folded in self._entries_in("n", set(hits.values()))}
@@ -409,8 +418,8 @@ class Store:
 
     def _entries_in(self, column: str, values: Iterable[object]) -> list[tuple[int, Entry, str]]:
         """_entries() of the stories whose `column` is one of `values`."""
-        return [row for marks, chunk in _in_chunks(values)
-                for row in self._entries(f"WHERE e.{column} IN ({marks})", chunk)]
+        return [row for cond, chunk in self._in(values)
+                for row in self._entries(f"WHERE e.{column} {cond}", chunk)]
 
     @_mapped
     def near_candidates(self, bucket_lists: Sequence[Sequence[int]]) -> list[list[tuple[str, str]]]:
@@ -420,8 +429,8 @@ class Store:
         Only what the verdict needs: most candidates are turned down, so their whole entries
         are not loaded (dedupe asks for the ones that win with entries_by_id())."""
         postings: dict[int, list[int]] = {}  # bucket -> stored stories indexed under it
-        for marks, chunk in _in_chunks({b for buckets in bucket_lists for b in buckets}):
-            for bucket, n in self._exec(f"SELECT bucket, n FROM lsh WHERE bucket IN ({marks})", chunk):
+        for cond, chunk in self._in({b for buckets in bucket_lists for b in buckets}):
+            for bucket, n in self._exec(f"SELECT bucket, n FROM lsh WHERE bucket {cond}", chunk):
                 postings.setdefault(bucket, []).append(n)
         chosen: list[list[int]] = []
         for buckets in bucket_lists:
@@ -432,9 +441,9 @@ class Store:
             chosen.append(sorted(n for n, _ in heapq.nsmallest(NEAR_CANDIDATES, shared.items(),
                                                                key=lambda kv: (-kv[1], kv[0]))))
         texts: dict[int, tuple[str, str]] = {}
-        for marks, chunk in _in_chunks({n for ns in chosen for n in ns}):
+        for cond, chunk in self._in({n for ns in chosen for n in ns}):
             texts.update((n, (i, f)) for n, i, f in self._exec(
-                f"SELECT n, id, folded FROM entries WHERE n IN ({marks})", chunk))
+                f"SELECT n, id, folded FROM entries WHERE n {cond}", chunk))
         return [[texts[n] for n in ns if n in texts] for ns in chosen]
 
     @_mapped
@@ -443,8 +452,8 @@ class Store:
 
     @_mapped
     def existing_ids(self, entry_ids: Iterable[str]) -> set[str]:
-        return {row[0] for marks, chunk in _in_chunks(entry_ids)
-                for row in self._exec(f"SELECT id FROM entries WHERE id IN ({marks})", chunk)}
+        return {row[0] for cond, chunk in self._in(entry_ids)
+                for row in self._exec(f"SELECT id FROM entries WHERE id {cond}", chunk)}
 
     # ---------------------------------------------------------------------------------------- writing
 
@@ -503,29 +512,28 @@ class Store:
                          e.published_from, e.image, e.source_url, e.position, _t(e.last_seen_at),
                          _t(e.updated_at), n))
                 # in key order: each insert lands next to the last one in the B-tree, not on a random page
-                self._execmany("INSERT INTO lsh (bucket, n) VALUES (?, ?) ON CONFLICT DO NOTHING", sorted(lsh_rows))
-                self._execmany("UPDATE entries SET last_seen_at = ? WHERE n = ?",
-                               [(_t(e.last_seen_at), ns[e.id]) for e in plan.unchanged])
-                self._execmany(
-                    "INSERT INTO entry_topics (topic, n, last_listed_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT (topic, n) DO UPDATE SET last_listed_at = excluded.last_listed_at",
-                    [(topic_id, ns[e.id], listed) for e in plan.entries])
+                self._insert_rows("lsh", "bucket, n", sorted(lsh_rows), "ON CONFLICT DO NOTHING")
+                self._update_rows("entries", "last_seen_at", "n",
+                                  [(_t(e.last_seen_at), ns[e.id]) for e in plan.unchanged])
+                self._insert_rows("entry_topics", "topic, n, last_listed_at",
+                                  [(topic_id, ns[e.id], listed) for e in plan.entries],
+                                  "ON CONFLICT (topic, n) DO UPDATE SET last_listed_at = excluded.last_listed_at")
                 # First story to claim a key keeps it, except a story's own link: that address is the
-                # story's, even if an older story was once (wrongly) merged under it.
-                self._execmany("INSERT INTO keys (key, n) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                               [(k, ns[e.id]) for e in plan.entries for k in sorted(plan.keys.get(e.id, ()))
-                                if k != e.link])
-                self._execmany("INSERT INTO keys (key, n) VALUES (?, ?) ON CONFLICT (key) "
-                               "DO UPDATE SET n = excluded.n WHERE keys.n != excluded.n",
-                               [(e.link, ns[e.id]) for e in plan.entries if e.link])
+                # story's, even if an older story was once (wrongly) merged under it (the last of the
+                # plan's stories to list a link takes it, as one upsert after another would).
+                self._insert_rows("keys", "key, n", [(k, ns[e.id]) for e in plan.entries
+                                                    for k in sorted(plan.keys.get(e.id, ())) if k != e.link],
+                                  "ON CONFLICT DO NOTHING")
+                self._insert_rows("keys", "key, n", list({e.link: ns[e.id] for e in plan.entries if e.link}.items()),
+                                  "ON CONFLICT (key) DO UPDATE SET n = excluded.n WHERE keys.n != excluded.n")
         except self.ERRORS as ex:
             raise StoreError(f"cannot save topic {topic_id!r} to {self.name}: {self._reason(ex)}") from ex
 
     def _ns(self, ids: Sequence[str]) -> dict[str, int]:
         """Row numbers of stored stories, by id."""
         out: dict[str, int] = {}
-        for marks, chunk in _in_chunks(ids):
-            out.update(self._exec(f"SELECT id, n FROM entries WHERE id IN ({marks})", chunk).fetchall())
+        for cond, chunk in self._in(ids):
+            out.update(self._exec(f"SELECT id, n FROM entries WHERE id {cond}", chunk).fetchall())
         missing = [i for i in ids if i not in out]
         if missing:
             raise StoreError(f"entry {missing[0]} is not in {self.name}")
@@ -545,8 +553,8 @@ class Store:
     @_mapped
     def render_keys(self, names: Iterable[str]) -> dict[str, str]:
         """render_key() of many files in one query a chunk (the index's key covers every topic's feed)."""
-        return {row[0]: row[1] for marks, chunk in _in_chunks(names)
-                for row in self._exec(f"SELECT name, key FROM rendered WHERE name IN ({marks})", chunk)}
+        return {row[0]: row[1] for cond, chunk in self._in(names)
+                for row in self._exec(f"SELECT name, key FROM rendered WHERE name {cond}", chunk)}
 
     @_writes
     def set_render_key(self, name: str, key: str) -> None:
@@ -564,8 +572,8 @@ class Store:
             return
         at, cutoff = _t(now), _t(older_than)
         with self._transaction():  # one statement a chunk of sources, not one a source: a third of the time
-            for marks, chunk in _in_chunks(urls):
-                self._exec(f"UPDATE entries SET last_seen_at = ? WHERE last_seen_at < ? AND source_url IN ({marks})",
+            for cond, chunk in self._in(urls):
+                self._exec(f"UPDATE entries SET last_seen_at = ? WHERE last_seen_at < ? AND source_url {cond}",
                            (at, cutoff, *chunk))
 
     @_mapped_as("prune")

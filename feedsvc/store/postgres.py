@@ -13,7 +13,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -68,6 +68,14 @@ def pg_state_error(name: str, ex: BaseException, doing: str = "read", password: 
     return StoreError(f"cannot {doing} the PostgreSQL state {name}: {text}")
 
 
+def _arrays(rows: Sequence[Sequence[object]]) -> str:
+    """`?::text[], ?::bigint[], …`: the array parameters of rows' columns, typed after the first row."""
+    return ", ".join(f"?::{_ARRAY_TYPES[type(value)]}" for value in rows[0])
+
+
+_ARRAY_TYPES = {str: "text[]", int: "bigint[]"}
+
+
 class PostgresStore(Store):
     """One PostgreSQL database."""
 
@@ -115,6 +123,26 @@ class PostgresStore(Store):
 
     def _exec(self, sql: str, args: Sequence[object] = ()) -> Any:
         return self._db.execute(_pg(sql), args)
+
+    # One statement for a save's rows, each column one array parameter: a changed page's ~300 key, LSH,
+    # listing and last-seen rows, executed one by one (even pipelined), were most of the time a save
+    # holds the writers' lock.
+    def _insert_rows(self, table: str, columns: str, rows: Sequence[Sequence[object]], conflict: str = "") -> None:
+        if rows:
+            self._exec(f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({_arrays(rows)}) {conflict}",
+                       [list(column) for column in zip(*rows)])
+
+    def _update_rows(self, table: str, column: str, key: str, rows: Sequence[tuple[object, object]]) -> None:
+        if rows:
+            self._exec(f"UPDATE {table} SET {column} = v.value FROM unnest({_arrays(rows)}) AS v(value, key) "
+                       f"WHERE {table}.{key} = v.key", [list(c) for c in zip(*rows)])
+
+    def _in(self, values: Iterable[object]) -> Iterator[tuple[str, list[object]]]:
+        """The whole list as one array parameter: an IN list of a thousand LSH buckets was a thousand
+        parameters to adapt and bind, and the look-up most of a plan's time under the writers' lock."""
+        values = list(values)
+        if values:
+            yield "= ANY(?)", [values]
 
     def _execmany(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
         with self._db.cursor() as cur:
