@@ -56,6 +56,7 @@ class SourceItems:
     items: list[Item] = field(default_factory=list)
     fresh: bool = False  # True when the page was fetched and parsed (not 304, not failed)
     groups: dedupe.Groups | None = None  # the items' clusters on their page (dedupe.group_page)
+    state: SourceState | None = None  # its state after this run, to record (none when backed off)
 
 
 @dataclass
@@ -137,7 +138,7 @@ def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: date
             results.extend(group.rendered(wait=False))
 
         for url, got in settled_sources(config, topics, store, workers, now=now, force=force,
-                                        progress=progress, record=True, idle=idle):
+                                        progress=progress, idle=idle, robots_fetched=group.record_robots):
             by_source[url] = got
             for topic in list(users[url]):
                 waiting[topic.id].discard(url)
@@ -148,6 +149,7 @@ def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: date
                     users[u].remove(topic)
                     if not users[u]:
                         by_source[u].items, by_source[u].groups = [], None  # nobody needs them any more
+                        group.record(by_source[u].state)
             if group.due():
                 results += group.publish()
             results += group.rendered(wait=False)
@@ -156,7 +158,7 @@ def refresh(config: Config, topic_ids: Sequence[str] | None = None, *, now: date
         store.prune(now, config.retention)
         results += group.publish()
         results += group.rendered(wait=True)
-        store.commit()  # the render keys of the last group's feeds
+        group.end()  # the render keys of the last group's feeds
         # Article pages are read after every feed is written: a slow or failing article never holds
         # a feed back; what they add is published by a second render of the topics they touched.
         if any(s.article != "off" for t in topics for s in t.sources):
@@ -234,6 +236,14 @@ class SaveGroup:
         self.render_config = dataclasses.replace(config, topics=())
         self.saved: list[tuple[TopicPlan, float]] = []  # (plan, seconds spent on it so far)
         self.rendering: list[Rendering] = []
+        # Written just before the group commits, not when they are known: each write takes the
+        # writers' lock (PostgreSQL) until the commit, and a source is known before its topics are
+        # saved, a render key while the next pages are still awaited. (A source's new validators
+        # committed before its stories would turn a crash in between into a 304 for a page whose
+        # stories were never saved.)
+        self.states: list[SourceState] = []  # of sources whose every topic is saved in this group
+        self.robots: list[RobotsTxt] = []
+        self.render_keys: dict[str, str] = {}  # of feeds written
         self.store.begin()
         self.started = time.monotonic()
 
@@ -246,6 +256,14 @@ class SaveGroup:
         self.store.save(tp.plan, topic.id, self.now)
         self.saved.append((tp, time.monotonic() - t0))
 
+    def record(self, state: SourceState | None) -> None:
+        """A source's state after this run, recorded with the save of the last topic that uses it."""
+        if state is not None:
+            self.states.append(state)
+
+    def record_robots(self, records: list[RobotsTxt]) -> None:
+        self.robots += records
+
     def due(self) -> bool:
         # PostgreSQL: a group that holds the writers' lock (from its first write) is due at once. Every
         # worker's saves wait for that one lock, and a group kept open for its second held it while
@@ -257,7 +275,9 @@ class SaveGroup:
 
     def publish(self) -> list[RefreshResult]:
         """Commit the group, open the next one, and start rendering the committed topics' feeds."""
-        self.store.commit()
+        # sources' states and render keys in one statement each (a refresh whose pages all answer
+        # 304 records every source's success: one statement a source was a tenth of its work)
+        self.end()
         self.store.begin()
         self.started = time.monotonic()
         saved, self.saved = self.saved, []
@@ -283,6 +303,19 @@ class SaveGroup:
                                             min(listed, topic.max_entries), key, future))
         return self.rendered(wait=False)
 
+    def end(self) -> None:
+        """Write what was recorded for the group, and commit it (publish() then opens the next)."""
+        if self.states:
+            self.store.save_source_states(self.states)
+            self.states = []
+        if self.robots:
+            self.store.save_robots(self.robots)
+            self.robots = []
+        if self.render_keys:
+            self.store.set_render_keys(self.render_keys)
+            self.render_keys = {}
+        self.store.commit()
+
     def rendered(self, *, wait: bool) -> list[RefreshResult]:
         """The topics whose feeds are written (all of them, with wait), in the order they were saved."""
         out = []
@@ -294,7 +327,7 @@ class SaveGroup:
         written: list[Path] = []
         if r.future is not None:
             written = r.future.result()  # a PublishError stops the run, as it would in-process
-            self.store.set_render_key(f"topic:{r.topic.id}", r.key)
+            self.render_keys[f"topic:{r.topic.id}"] = r.key
         announce(self.config, r.topic.id, written)
         plan = r.plan.plan
         joined = set(plan.joined_topic)  # known stories new to this topic are new in its feed
@@ -533,16 +566,18 @@ def plan_topics(config: Config, topic_ids: Sequence[str] | None = None, *, now: 
             path = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "empty.sqlite"
         store = stack.enter_context(Store.open(path))
         workers = stack.enter_context(Workers(workers_for(topics)))
-        by_source = dict(settled_sources(config, topics, store, workers, now=now, force=force, progress=None,
-                                         record=False))
+        by_source = dict(settled_sources(config, topics, store, workers, now=now, force=force, progress=None))
         return [plan_topic(topic, by_source, store, now=now) for topic in topics]
 
 
 def settled_sources(config: Config, topics: Sequence[TopicConfig], store: Store, workers: Workers, *,
-                    now: datetime, force: bool, progress: Progress | None, record: bool,
-                    idle: Callable[[], None] | None = None) -> Iterator[tuple[str, SourceItems]]:
+                    now: datetime, force: bool, progress: Progress | None,
+                    idle: Callable[[], None] | None = None,
+                    robots_fetched: Callable[[list[RobotsTxt]], None] | None = None,
+                    ) -> Iterator[tuple[str, SourceItems]]:
     """Fetch every distinct source of the topics once (concurrently across hosts) and parse it,
-    yielding each source's outcome as soon as it is known."""
+    yielding each source's outcome as soon as it is known, with the state to record for it (this
+    writes nothing: a page's new validators must be stored with the stories they came with)."""
     sources: dict[str, tuple[SourceConfig, TopicConfig]] = {}
     for topic in topics:
         for source in topic.sources:
@@ -563,15 +598,10 @@ def settled_sources(config: Config, topics: Sequence[TopicConfig], store: Store,
     if force or any(source.is_local or not (state.etag or state.last_modified) for source, state in jobs):
         workers.start()  # a page will be parsed for sure
 
-    unchanged: list[SourceState] = []  # recorded together, after the fetches (see below)
-
     def settle(source: SourceConfig, answer: NotModified | SourceError | Parsed) -> tuple[str, SourceItems]:
         state = states[source.url]
         got = settle_source(source, state, answer, now=now)
-        if record and isinstance(answer, NotModified):
-            unchanged.append(state)
-        elif record:  # new validators go in with the stories they came with
-            store.save_source_state(state)
+        got.state = state
         return source.url, got
 
     parser = Parser(workers)
@@ -589,12 +619,8 @@ def settled_sources(config: Config, topics: Sequence[TopicConfig], store: Store,
                 yield settle(source, parsed)
             for source, parsed in parser.backlog(PARSE_BACKLOG * workers.size):
                 yield settle(source, parsed)
-        if record:
-            # A 304 changes no validator and no story, only the source's health (its last success, no
-            # failures): written in one statement, not one each. A refresh killed before this line
-            # loses only those times, and the next one asks with the same validators.
-            store.save_source_states(unchanged)
-            store.save_robots(fetcher.fetched_robots)
+        if robots_fetched is not None:
+            robots_fetched(fetcher.fetched_robots)
         for source, parsed in parser.results():
             yield settle(source, parsed)
 

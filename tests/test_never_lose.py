@@ -251,6 +251,77 @@ def test_merges_are_counted_with_v_and_listed_with_v_v_and_dry_run(http_server, 
     assert "-> Bank holds rates (near-duplicate)" in two_v.stdout
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_page_read_while_its_topic_waits_for_a_slow_source_is_read_again_after_a_kill(
+        http_server, tmp_path: Path, request: pytest.FixtureRequest, backend: str) -> None:
+    """A changed page's new ETag is stored with its stories, never before: the refresh is killed while
+    the page's topic waits for its other, slow source (another topic saved meanwhile, so a group
+    commits). The next refresh must read the page again, not take a 304 for it and lose its story."""
+    import signal
+
+    state = {"a": ([("/a/1", "First story", "It happened first.")], '"a1"')}
+
+    def serve_a(handler) -> None:  # type: ignore[no-untyped-def]
+        rows, etag = state["a"]
+        if handler.headers.get("If-None-Match") == etag:
+            handler.send_response(304)
+            handler.send_header("ETag", etag)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        body = cards(rows).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html; charset=utf-8")
+        handler.send_header("ETag", etag)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    slow = {"seconds": 0.0}
+
+    def serve_b(handler) -> None:  # type: ignore[no-untyped-def]
+        time.sleep(slow["seconds"])
+        body = cards([("/b/1", "A story on the slow page", "It is always there.")]).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html; charset=utf-8")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    a, b = http_server.route("/a", handler=serve_a), http_server.route("/b", handler=serve_b)
+    c = http_server.route("/c", cards([("/c/1", "Elsewhere", "Another topic's story.")]), headers=HTML)
+    c = c.replace("127.0.0.1", "localhost")  # another host: fetched while /b is awaited, not after it
+    (tmp_path / "config.toml").write_text(
+        '[feedsvc]\nhost_delay = "0s"\ntimeout = "60s"\nlease = "3s"\n\n'  # (PostgreSQL: the killed run's)
+        f'[[topics]]\nid = "news"\ntitle = "News"\n[[topics.sources]]\nurl = "{a}"\n{SELECTORS}'
+        f'[[topics.sources]]\nurl = "{b}"\n{SELECTORS}\n'
+        f'[[topics]]\nid = "other"\ntitle = "Other"\n[[topics.sources]]\nurl = "{c}"\n{SELECTORS}',
+        encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if backend == "postgresql":
+        env["FEEDSVC_STATE"] = request.getfixturevalue("pg_url")
+    argv = [sys.executable, "-m", "feedsvc", "refresh"]
+    assert subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, timeout=120).returncode == 0
+
+    state["a"] = ([("/a/2", "Second story", "It happened next."), *state["a"][0]], '"a2"')
+    slow["seconds"] = 20.0
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 15
+    while len(http_server.hits_for("/b")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(3)  # /a read, "other" saved and its group committed (1 s on SQLite), /b still sending
+    assert proc.poll() is None, "the refresh ended before the kill: /b was not slow"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    slow["seconds"] = 0.0
+    time.sleep(3.5 if backend == "postgresql" else 0)  # the killed run's leases run out
+    assert subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, timeout=120).returncode == 0
+    links = {e.link for e in feed(tmp_path).entries}
+    assert http_server.url("/a/2") in links, "the story of the page read before the kill was lost"
+
+
 @pytest.mark.parametrize("corpus_page", ["all"])
 def test_every_corpus_page_gives_one_entry_per_distinct_link(shared_dir, http_server, tmp_path: Path,
                                                             corpus_page: str) -> None:

@@ -558,8 +558,15 @@ class Store:
 
     @_writes
     def set_render_key(self, name: str, key: str) -> None:
-        self.lock_for_write()  # one statement: in the group's transaction, or alone in autocommit
-        self._exec(_upsert("rendered", "name, key", "name"), (name, key))
+        self.set_render_keys({name: key})
+
+    @_writes
+    def set_render_keys(self, keys: dict[str, str]) -> None:
+        """The render keys of feeds written (by file name): one statement, in the group's transaction
+        or alone in autocommit."""
+        if keys:
+            self.lock_for_write()
+            self._execmany(_upsert("rendered", "name, key", "name"), list(keys.items()))
 
     @_writes
     def touch_sources(self, urls: Sequence[str], now: datetime, older_than: datetime) -> None:
