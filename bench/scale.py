@@ -58,6 +58,7 @@ class Phase:
     cpu: float  # feedsvc's processes, seconds
     pg_cpu: float = 0.0  # PostgreSQL's processes, seconds
     lock: float = 0.0  # seconds the writers' lock was held (PostgreSQL), from the log
+    replans: int = 0  # topics planned again under the lock: another worker saved after their plan
 
     @property
     def pages_per_s(self) -> float:
@@ -76,14 +77,16 @@ class Phase:
         return 1000 * self.lock / self.pages
 
 
-LOCK_LINE = re.compile(rb"the writers' lock held ([0-9.]+) s in \d+ transaction")
+LOCK_LINE = re.compile(rb"the writers' lock held ([0-9.]+) s in \d+ transaction\(s\)(?:; (\d+) plan)?")
 
 
-def lock_held(log: Path, since: int) -> float:
-    """Seconds of writers' lock the refreshes' lines written to `log` after byte `since` report."""
+def lock_held(log: Path, since: int) -> tuple[float, int]:
+    """Seconds of writers' lock, and plans made again under it, that the refreshes' lines written to
+    `log` after byte `since` report."""
     with open(log, "rb") as f:
         f.seek(since)
-        return sum(float(m.group(1)) for m in LOCK_LINE.finditer(f.read()))
+        found = list(LOCK_LINE.finditer(f.read()))
+    return sum(float(m.group(1)) for m in found), sum(int(m.group(2) or 0) for m in found)
 
 
 def size(path: Path) -> int:
@@ -170,7 +173,7 @@ def workers_phase(n_workers: int, config: Path, env: dict[str, str], url: str, s
             wall = time.perf_counter() - t0
             cpu = sum(tree_cpu(p.pid) for p in procs) - cpu0
             phases.append(Phase(f"pg run x{n_workers} {name}", sources, wall, cpu, tree_cpu(pg_pid) - pg0,
-                                lock_held(log, since)))
+                                *lock_held(log, since)))
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -247,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                 pg0, since = tree_cpu(pg_pid), size(log)
                 wall, cpu = run_refresh(pg_cfg, {"FEEDSVC_STATE": url}, log, "--log-level", "INFO")
                 report.phases.append(Phase(f"pg refresh {name}", args.sources, wall, cpu, tree_cpu(pg_pid) - pg0,
-                                           lock_held(log, since)))
+                                           *lock_held(log, since)))
             report.storage["postgresql"] = storage(url, None)
             # the steady state: a tenth of the pages show 5 new stories, the rest answer 304
             for i in random.Random(1).sample(range(args.sources), report.changed):
@@ -255,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             pg0, since = tree_cpu(pg_pid), size(log)
             wall, cpu = run_refresh(pg_cfg, {"FEEDSVC_STATE": url}, log, "--log-level", "INFO")
             report.phases.append(Phase("pg refresh changed", args.sources, wall, cpu, tree_cpu(pg_pid) - pg0,
-                                       lock_held(log, since)))
+                                       *lock_held(log, since)))
 
             for n in (1, 2):
                 url = pg.new_database(f"run{n}")
@@ -275,9 +278,9 @@ def print_report(r: Report) -> None:
     print(f"{r.sources} sources, one topic each; parallel ceiling of this machine (2 processes ÷ 1): "
           f"{r.ceiling:.2f}x")
     print(f"{'':22} {'wall s':>8} {'pages/s':>8} {'feedsvc CPU ms/page':>20} {'PostgreSQL CPU ms/page':>23} "
-          f"{'lock held ms/page':>18}")
+          f"{'lock held ms/page':>18} {'replans':>8}")
     for p in r.phases:
-        lock = f"{p.lock_ms:18.2f}" if p.name.startswith("pg") else f"{'-':>18}"
+        lock = f"{p.lock_ms:18.2f} {p.replans:8d}" if p.name.startswith("pg") else f"{'-':>18} {'-':>8}"
         print(f"{p.name:22} {p.wall:8.1f} {p.pages_per_s:8.1f} {p.cpu_ms:20.2f} {p.pg_cpu_ms:23.2f} {lock}")
     by = {p.name: p for p in r.phases}
     for kind in ("cold", "warm"):

@@ -586,3 +586,19 @@ def test_the_daemons_index_is_rewritten_at_most_once_a_minute_while_its_topics_s
     config = make_config(tmp_path, {"a": [urls["a"]], "b": [urls["b"]]})
     pipeline.refresh(config, now=NOW + timedelta(minutes=6), index_every=every)
     assert 'id="topic-b"' in index.read_text(encoding="utf-8")  # a new topic is listed at once
+
+
+def test_plans_are_made_ahead_of_the_writers_lock_while_that_pays() -> None:
+    """PlansAhead: ahead while at most half of the last plans made ahead were thrown away; beyond,
+    under the lock, but every PROBE-th save tries ahead again, and a quiet lock brings it back."""
+    ahead = pipeline.PlansAhead()
+    assert ahead.worth_it()
+    for held in [True] * 8 + [False] * 8:
+        ahead.record(held)
+    assert ahead.worth_it()  # 8 of 16 thrown away: still pays
+    ahead.record(False)
+    tries = [ahead.worth_it() for _ in range(2 * ahead.PROBE + 2)]
+    assert tries == ([False] * ahead.PROBE + [True]) * 2  # a probe every PROBE-th save
+    for _ in range(ahead.WINDOW // 2):  # the probes find the lock quiet again
+        ahead.record(True)
+    assert ahead.worth_it() and ahead.worth_it()

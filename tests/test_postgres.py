@@ -139,6 +139,46 @@ def test_a_topic_with_items_commits_at_once_and_one_without_takes_no_lock(pg_url
         store.commit()
 
 
+def test_a_topic_is_planned_before_the_lock_and_again_under_it_only_when_a_save_came_between(
+        pg_url, tmp_path, now, monkeypatch):
+    """SaveGroup.save() on PostgreSQL plans without the writers' lock, which every worker's saves wait
+    for, and plans again holding it only when a write the plan read from was committed meanwhile:
+    here another worker stores the same story between the plan and the lock, and it is stored once."""
+    config = load_config(site(tmp_path))
+    topic = config.topics[0]
+    url = topic.sources[0].url
+    real_plan = pipeline.plan_topic
+    with Store.open(pg_url) as store, Store.open(pg_url) as other:
+        locked: list[bool] = []  # whether the store held the lock, at each plan
+
+        def plan(*args, **kwargs):  # type: ignore[no-untyped-def]
+            locked.append(store.holds_write_lock)
+            made = real_plan(*args, **kwargs)
+            if len(locked) == 2:  # the second topic's first plan is made: another worker saves its story
+                other.begin()
+                other.lock_for_write()
+                other.save(dedupe.plan([item(STORIES[2])], other, "elsewhere", now), "elsewhere", now)
+                other.commit()
+            return made
+
+        monkeypatch.setattr(pipeline, "plan_topic", plan)
+        monkeypatch.setattr(pipeline, "_PLANS_AHEAD", pipeline.PlansAhead())  # (not what other tests left)
+
+        def fresh(story: str) -> dict[str, pipeline.SourceItems]:
+            return {url: pipeline.SourceItems(pipeline.SourceOutcome(url, "ok"), items=[item(story)], fresh=True)}
+
+        group = pipeline.SaveGroup(config, store, workers=None, now=now)  # type: ignore[arg-type]
+        group.save(topic, fresh(STORIES[1]))
+        assert locked == [False] and group.replans == 0  # nobody wrote: planned once, without the lock
+        group.end()
+        store.begin()
+        group.save(topic, fresh(STORIES[2]))
+        assert locked == [False, False, True] and group.replans == 1
+        group.end()
+        assert store.entry_count() == 2  # the story the other worker saved first is stored once
+        assert store.topic_entry_count(topic.id) == 2 and store.topic_entry_count("elsewhere") == 1
+
+
 def test_interrupt_ends_a_wait_for_the_lock(pg_url):
     with Store.open(pg_url) as a, Store.open(pg_url) as b:
         a.begin()

@@ -20,6 +20,9 @@ PG_MIGRATIONS):
   changes, so that a refresh can tell a feed is current without reading it.
 - rendered, robots: what each published file was rendered from; robots.txt kept a day.
 - articles: what each story's own page added (article = "meta" / "full").
+- topic_runs, workers, hosts: the fleet's leases and schedule, the workers alive, each host's next slot.
+- dedupe_writes(n): moved by PostgreSQL's triggers on each write to entries, entry_topics, keys or lsh, so
+  that a worker plans a topic without the writers' lock and plans again under it only if n moved.
 Times are stored as fixed-width UTC ISO strings (they sort as they compare) and read back aware, in
 both backends: the same text, so a state copies from one to the other as it is (migrate-state).
 """

@@ -205,6 +205,11 @@ class Store:
         feedsvc writes this state. Call it before reading what a write decides from (dedupe's plan).
         SQLite: nothing to do, BEGIN IMMEDIATE took the file's write lock already."""
 
+    def dedupe_writes(self) -> int | None:
+        """A number that moves whenever a write that dedupe's plans read from is committed (PostgreSQL),
+        or None where no such write can happen while this store is in a group (SQLite's one writer)."""
+        return None
+
     @property
     def holds_write_lock(self) -> bool:
         """Whether the open group holds the lock lock_for_write() takes, which other writers wait for

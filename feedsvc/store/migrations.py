@@ -174,6 +174,14 @@ MIGRATIONS: list[str] = [
         next_at REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 11: a count of the writes that dedupe's plans read from (stories, their keys, LSH buckets and
+    # topics). PostgreSQL's triggers move it, so that a worker may plan a topic without the writers'
+    # lock and then, holding it, see whether anything was saved meanwhile. SQLite keeps the table for
+    # the same schema but never moves it: its one writer holds the file's lock from a group's start.
+    """
+    CREATE TABLE dedupe_writes (n INTEGER NOT NULL);
+    INSERT INTO dedupe_writes VALUES (0);
+    """,
 ]
 
 
@@ -349,5 +357,24 @@ PG_MIGRATIONS: list[str] = [
         host TEXT PRIMARY KEY,
         next_at DOUBLE PRECISION NOT NULL
     );
+    """,
+    # 11: one statement trigger a table, so that no write can forget it (a statement touching no row
+    # moves it too: a plan is then made again, which is only slower)
+    """
+    CREATE TABLE dedupe_writes (n BIGINT NOT NULL);
+    INSERT INTO dedupe_writes VALUES (0);
+    CREATE FUNCTION dedupe_written() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE dedupe_writes SET n = n + 1;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER entries_written AFTER INSERT OR UPDATE OR DELETE ON entries
+    FOR EACH STATEMENT EXECUTE FUNCTION dedupe_written();
+    CREATE TRIGGER keys_written AFTER INSERT OR UPDATE OR DELETE ON keys
+    FOR EACH STATEMENT EXECUTE FUNCTION dedupe_written();
+    CREATE TRIGGER lsh_written AFTER INSERT OR UPDATE OR DELETE ON lsh
+    FOR EACH STATEMENT EXECUTE FUNCTION dedupe_written();
+    CREATE TRIGGER entry_topics_written AFTER INSERT OR UPDATE OR DELETE ON entry_topics
+    FOR EACH STATEMENT EXECUTE FUNCTION dedupe_written();
     """,
 ]

@@ -209,6 +209,12 @@ class PostgresStore(Store):
         self._locked = self.in_group  # outside a transaction it was released as soon as it was taken
         self._locked_at = time.monotonic()
 
+    def dedupe_writes(self) -> int | None:
+        try:
+            return int(self._db.execute("SELECT n FROM dedupe_writes").fetchone()[0])
+        except psycopg.Error as ex:
+            raise self._error(ex) from ex
+
     @property
     def holds_write_lock(self) -> bool:
         return self._locked
