@@ -46,6 +46,26 @@ def respond(handler: BaseHTTPRequestHandler, body: bytes, content_type: str, sta
     handler.wfile.write(body)
 
 
+def conditional(body: bytes, etag: str) -> Callable[[BaseHTTPRequestHandler], None]:
+    """A route's handler that answers 304 to a matching If-None-Match, like a real server."""
+
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        if h.headers.get("If-None-Match") == etag:
+            h.send_response(304)
+            h.send_header("ETag", etag)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
+        h.send_response(200)
+        h.send_header("Content-Type", "text/html; charset=utf-8")
+        h.send_header("ETag", etag)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    return handle
+
+
 class LocalServer:
     """A real HTTP server on 127.0.0.1 with routes the test sets and a log of the requests."""
 

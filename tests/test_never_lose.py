@@ -22,6 +22,7 @@ import feedparser
 import pytest
 
 from atomcheck import assert_valid_atom
+from conftest import conditional
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = {"Content-Type": "text/html; charset=utf-8"}
@@ -259,24 +260,7 @@ def test_a_page_read_while_its_topic_waits_for_a_slow_source_is_read_again_after
     commits). The next refresh must read the page again, not take a 304 for it and lose its story."""
     import signal
 
-    state = {"a": ([("/a/1", "First story", "It happened first.")], '"a1"')}
-
-    def serve_a(handler) -> None:  # type: ignore[no-untyped-def]
-        rows, etag = state["a"]
-        if handler.headers.get("If-None-Match") == etag:
-            handler.send_response(304)
-            handler.send_header("ETag", etag)
-            handler.send_header("Content-Length", "0")
-            handler.end_headers()
-            return
-        body = cards(rows).encode()
-        handler.send_response(200)
-        handler.send_header("Content-Type", "text/html; charset=utf-8")
-        handler.send_header("ETag", etag)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
-
+    first = [("/a/1", "First story", "It happened first.")]
     slow = {"seconds": 0.0}
 
     def serve_b(handler) -> None:  # type: ignore[no-untyped-def]
@@ -288,7 +272,8 @@ def test_a_page_read_while_its_topic_waits_for_a_slow_source_is_read_again_after
         handler.end_headers()
         handler.wfile.write(body)
 
-    a, b = http_server.route("/a", handler=serve_a), http_server.route("/b", handler=serve_b)
+    a = http_server.route("/a", handler=conditional(cards(first).encode(), '"a1"'))
+    b = http_server.route("/b", handler=serve_b)
     c = http_server.route("/c", cards([("/c/1", "Elsewhere", "Another topic's story.")]), headers=HTML)
     c = c.replace("127.0.0.1", "localhost")  # another host: fetched while /b is awaited, not after it
     (tmp_path / "config.toml").write_text(
@@ -303,7 +288,8 @@ def test_a_page_read_while_its_topic_waits_for_a_slow_source_is_read_again_after
     argv = [sys.executable, "-m", "feedsvc", "refresh"]
     assert subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, timeout=120).returncode == 0
 
-    state["a"] = ([("/a/2", "Second story", "It happened next."), *state["a"][0]], '"a2"')
+    http_server.route("/a", handler=conditional(cards([("/a/2", "Second story", "It happened next."), *first])
+                                                .encode(), '"a2"'))
     slow["seconds"] = 20.0
     proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)

@@ -6,13 +6,13 @@ import random
 import time
 
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import feedparser
 import pytest
 
 from atomcheck import assert_valid_atom
+from conftest import conditional
 from feedsvc import dedupe, pipeline
 from feedsvc.config import Config, load_config
 
@@ -36,26 +36,6 @@ def listing(n: int, tag: str) -> str:
         f'2月{i + 1}日</time></li>' for i in range(n))
     return (f"<html><head><title>{tag}</title></head><body><nav><a href='/'>トップ</a><a href='/a'>社会</a></nav>"
             f"<ul class='cards'>{cards}</ul><footer><a href='/about'>会社案内</a></footer></body></html>")
-
-
-def conditional(body: bytes, etag: str):
-    """A handler that answers 304 to a matching If-None-Match, like a real server."""
-
-    def handle(h: BaseHTTPRequestHandler) -> None:
-        if h.headers.get("If-None-Match") == etag:
-            h.send_response(304)
-            h.send_header("ETag", etag)
-            h.send_header("Content-Length", "0")
-            h.end_headers()
-            return
-        h.send_response(200)
-        h.send_header("Content-Type", "text/html; charset=utf-8")
-        h.send_header("ETag", etag)
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        h.wfile.write(body)
-
-    return handle
 
 
 def make_config(tmp_path: Path, urls: dict[str, list[str]], extra: str = "") -> Config:
