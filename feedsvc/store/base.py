@@ -117,6 +117,7 @@ class Store:
     TOPICS_OF_STORY: ClassVar[str] = ""
     # `topic {ANY}`: is one of a list given as one parameter (SQLite: json_each of a JSON array)
     ANY: ClassVar[str] = "IN (SELECT value FROM json_each(?))"
+    SNAPSHOT: ClassVar[str] = "BEGIN"  # a read transaction: every table of a copy from one snapshot
     SKIP_LOCKED: ClassVar[str] = ""  # a claim's row locks (SQLite: none, it has one writer at a time)
     # PostgreSQL: how long this connection held the writers' lock (lock_for_write), for refresh's log line
     # and bench/scale.py: the one lock is what bounds the stories one database saves a second.
@@ -155,6 +156,12 @@ class Store:
     def _update_rows(self, table: str, column: str, key: str, rows: Sequence[tuple[object, object]]) -> None:
         """UPDATE table SET column = value WHERE key = k, for each (value, k)."""
         self._execmany(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", rows)
+
+    def _chunks(self, sql: str, size: int) -> Iterator[list[Any]]:
+        """A query's rows, `size` at a time (SQLite's cursor steps through them as they are asked for)."""
+        cursor = self._exec(sql)
+        while chunk := cursor.fetchmany(size):
+            yield chunk
 
     def _in(self, values: Iterable[object]) -> Iterator[tuple[str, list[object]]]:
         """`column {cond}` is one of `values`: (cond, its parameters) a statement. SQLite: `IN (?,?,…)`
@@ -729,17 +736,22 @@ class Store:
         copied: dict[str, int] = {}
         table = ""
         try:
-            with target._transaction():
-                for table, columns in TABLES:
-                    if table == "topic_versions":  # moved by the triggers while the rest was copied
-                        target._exec("DELETE FROM topic_versions")
-                    rows = self._exec(f"SELECT {columns} FROM {table}")
-                    insert = f"INSERT INTO {table} ({columns}) VALUES ({', '.join('?' * (columns.count(',') + 1))})"
-                    copied[table] = 0
-                    while chunk := rows.fetchmany(batch):
-                        target._execmany(insert, chunk)
-                        copied[table] += len(chunk)
-                target._after_copy()
+            # Every table from one snapshot of the source: a refresh writing it meanwhile must not leave
+            # the copy with keys of a story whose row was read before the story was saved.
+            self._exec(self.SNAPSHOT)
+            try:
+                with target._transaction():
+                    for table, columns in TABLES:
+                        if table == "topic_versions":  # moved by the triggers while the rest was copied
+                            target._exec("DELETE FROM topic_versions")
+                        marks = ", ".join("?" * (columns.count(",") + 1))
+                        copied[table] = 0
+                        for chunk in self._chunks(f"SELECT {columns} FROM {table}", batch):
+                            target._execmany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", chunk)
+                            copied[table] += len(chunk)
+                    target._after_copy()
+            finally:
+                self._exec("ROLLBACK")  # (it only read)
         except self.ERRORS + target.ERRORS as ex:
             reason = target._reason(ex) if isinstance(ex, target.ERRORS) else self._reason(ex)
             raise StoreError(f"cannot copy the table {table} from {self.name} to {target.name}: {reason}") from ex

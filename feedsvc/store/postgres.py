@@ -83,6 +83,7 @@ class PostgresStore(Store):
     BEGIN = "BEGIN"  # READ COMMITTED; the write lock is taken by the first write, not here
     TOPICS_OF_STORY = "(SELECT string_agg(topic, chr(31) ORDER BY topic) FROM entry_topics t WHERE t.n = e.n)"
     ANY = "= ANY(?)"
+    SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"  # two workers claiming at once never take one topic
 
     def __init__(self, conn: psycopg.Connection[Any], url: str) -> None:
@@ -136,6 +137,15 @@ class PostgresStore(Store):
         if rows:
             self._exec(f"UPDATE {table} SET {column} = v.value FROM unnest({_arrays(rows)}) AS v(value, key) "
                        f"WHERE {table}.{key} = v.key", [list(c) for c in zip(*rows)])
+
+    def _chunks(self, sql: str, size: int) -> Iterator[list[Any]]:
+        """Through a server-side cursor: a client-side one holds the whole result in memory at once
+        (migrate-state of a state with millions of stories)."""
+        with self._db.cursor(name="feedsvc_rows") as cursor:
+            cursor.itersize = size
+            cursor.execute(_pg(sql))
+            while chunk := cursor.fetchmany(size):
+                yield chunk
 
     def _in(self, values: Iterable[object]) -> Iterator[tuple[str, list[object]]]:
         """The whole list as one array parameter: an IN list of a thousand LSH buckets was a thousand
