@@ -539,7 +539,8 @@ class Store:
                 self._insert_rows("keys", "key, n", list({e.link: ns[e.id] for e in plan.entries if e.link}.items()),
                                   "ON CONFLICT (key) DO UPDATE SET n = excluded.n WHERE keys.n != excluded.n")
         except self.ERRORS as ex:
-            raise StoreError(f"cannot save topic {topic_id!r} to {self.name}: {self._reason(ex)}") from ex
+            # (a read-only, full or damaged state says so, as every other write does)
+            raise self._error(ex, f"save topic {topic_id!r} to") from ex
 
     def _ns(self, ids: Sequence[str]) -> dict[str, int]:
         """Row numbers of stored stories, by id."""
