@@ -32,6 +32,7 @@ log = logging.getLogger("feedsvc.store")
 
 _SOURCE_COLS = ("url, etag, last_modified, last_success_at, last_failure_at, last_error, consecutive_failures, "
                 "next_try_at, last_item_count, icon, usual_item_count, degraded_runs")  # SourceState's order
+_SOURCE_TYPES = "text, text, text, text, text, text, bigint, text, bigint, text, bigint, bigint"  # (nullable)
 _FEED_ORDER = "ORDER BY coalesce(e.published, e.first_seen_at) DESC, e.position ASC, e.id ASC"
 _ENTRY_COLS = ("id, title, title_is_derived, link, summary, summary_html, published, published_from, image, "
                "source_url, position, first_seen_at, last_seen_at, updated_at")
@@ -147,15 +148,21 @@ class Store:
     def _execmany(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
         raise NotImplementedError
 
-    def _insert_rows(self, table: str, columns: str, rows: Sequence[Sequence[object]], conflict: str = "") -> None:
+    def _insert_rows(self, table: str, columns: str, rows: Sequence[Sequence[object]], conflict: str = "",
+                     types: str = "") -> None:
         """INSERT each row, in order (`conflict`: an ON CONFLICT clause). Rows an ON CONFLICT … DO UPDATE
-        touches must differ in its target: PostgreSQL inserts them all in one statement."""
+        touches must differ in its target: PostgreSQL inserts them all in one statement. `types`: the
+        columns' SQL types, where a column may hold NULL (else they are told from the first row)."""
         marks = ", ".join("?" * len(columns.split(",")))
         self._execmany(f"INSERT INTO {table} ({columns}) VALUES ({marks}) {conflict}", rows)
 
-    def _update_rows(self, table: str, column: str, key: str, rows: Sequence[tuple[object, object]]) -> None:
-        """UPDATE table SET column = value WHERE key = k, for each (value, k)."""
-        self._execmany(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", rows)
+    def _update_rows(self, table: str, column: str, key: str, rows: Sequence[tuple[object, object]], *,
+                     sets: str = "", sets_args: Sequence[object] = (), where: str = "",
+                     where_args: Sequence[object] = ()) -> None:
+        """UPDATE table SET column = value{sets} WHERE key = k{where}, for each (value, k); `sets` (", c = ?")
+        and `where` (" AND c = ?") are the same for every row, their parameters in sets_args and where_args."""
+        self._execmany(f"UPDATE {table} SET {column} = ?{sets} WHERE {key} = ?{where}",
+                       [(value, *sets_args, k, *where_args) for value, k in rows])
 
     def _chunks(self, sql: str, size: int) -> Iterator[list[Any]]:
         """A query's rows, `size` at a time (SQLite's cursor steps through them as they are asked for)."""
@@ -254,13 +261,14 @@ class Store:
         success, and three statements a source (savepoint, insert, release) were a tenth of its work."""
         if not states:
             return
+        rows = {state.url: (state.url, state.etag, state.last_modified, _t(state.last_success_at),
+                            _t(state.last_failure_at), state.last_error, state.consecutive_failures,
+                            _t(state.next_try_at), state.last_item_count, state.icon, state.usual_item_count,
+                            state.degraded_runs) for state in states}  # (a URL once: the last state given)
+        sets = ", ".join(f"{c} = excluded.{c}" for c in _SOURCE_COLS.replace(" ", "").split(",") if c != "url")
         with self._transaction():
-            self._execmany(
-                _upsert("sources", _SOURCE_COLS, "url"),
-                [(state.url, state.etag, state.last_modified, _t(state.last_success_at),
-                  _t(state.last_failure_at), state.last_error, state.consecutive_failures,
-                  _t(state.next_try_at), state.last_item_count, state.icon, state.usual_item_count,
-                  state.degraded_runs) for state in states])
+            self._insert_rows("sources", _SOURCE_COLS, list(rows.values()), f"ON CONFLICT (url) DO UPDATE SET {sets}",
+                              types=_SOURCE_TYPES)
 
     @_mapped
     def source_states_of(self, urls: Iterable[str]) -> dict[str, SourceState]:
@@ -632,8 +640,8 @@ class Store:
     def ensure_topics(self, first_due: dict[str, datetime]) -> None:
         """Give the topics the state has not seen yet their first due time."""
         with self._lease_transaction():
-            self._execmany("INSERT INTO topic_runs (topic, next_due_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                                 [(t, _t(due)) for t, due in first_due.items()])
+            self._insert_rows("topic_runs", "topic, next_due_at", [(t, _t(due)) for t, due in first_due.items()],
+                              "ON CONFLICT DO NOTHING")
 
     @_writes
     def claim_topics(self, worker: str, topic_ids: Sequence[str], now: datetime, lease: timedelta, *,
@@ -663,11 +671,10 @@ class Store:
                       now: datetime) -> None:
         """The worker refreshed these topics: record it, set when each is next due, let its leases go."""
         with self._lease_transaction():
-            self._execmany(
-                "UPDATE topic_runs SET next_due_at = ?, last_finished_at = ?, last_worker = ?, "
-                "lease_holder = NULL, lease_expires_at = NULL WHERE topic = ? AND lease_holder = ?",
-                [(_t(next_due.get(t, now)), _t(now), worker, t, worker)
-                 for t in topic_ids])
+            self._update_rows("topic_runs", "next_due_at", "topic", [(_t(next_due.get(t, now)), t) for t in topic_ids],
+                              sets=", last_finished_at = ?, last_worker = ?, lease_holder = NULL, "
+                                   "lease_expires_at = NULL", sets_args=(_t(now), worker),
+                              where=" AND lease_holder = ?", where_args=(worker,))
 
     @_writes
     def release_topics(self, worker: str, topic_ids: Sequence[str]) -> None:

@@ -68,12 +68,14 @@ def pg_state_error(name: str, ex: BaseException, doing: str = "read", password: 
     return StoreError(f"cannot {doing} the PostgreSQL state {name}: {text}")
 
 
-def _arrays(rows: Sequence[Sequence[object]]) -> str:
-    """`?::text[], ?::bigint[], …`: the array parameters of rows' columns, typed after the first row."""
-    return ", ".join(f"?::{_ARRAY_TYPES[type(value)]}" for value in rows[0])
+def _arrays(rows: Sequence[Sequence[object]], types: str = "") -> str:
+    """`?::text[], ?::bigint[], …`: the array parameters of rows' columns, of `types` or after the first row."""
+    if types:
+        return ", ".join(f"?::{t.strip()}[]" for t in types.split(","))
+    return ", ".join(f"?::{_ARRAY_TYPES[type(value)]}[]" for value in rows[0])
 
 
-_ARRAY_TYPES = {str: "text[]", int: "bigint[]"}
+_ARRAY_TYPES = {str: "text", int: "bigint"}
 
 
 class PostgresStore(Store):
@@ -128,15 +130,18 @@ class PostgresStore(Store):
     # One statement for a save's rows, each column one array parameter: a changed page's ~300 key, LSH,
     # listing and last-seen rows, executed one by one (even pipelined), were most of the time a save
     # holds the writers' lock.
-    def _insert_rows(self, table: str, columns: str, rows: Sequence[Sequence[object]], conflict: str = "") -> None:
+    def _insert_rows(self, table: str, columns: str, rows: Sequence[Sequence[object]], conflict: str = "",
+                     types: str = "") -> None:
         if rows:
-            self._exec(f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({_arrays(rows)}) {conflict}",
+            self._exec(f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({_arrays(rows, types)}) {conflict}",
                        [list(column) for column in zip(*rows)])
 
-    def _update_rows(self, table: str, column: str, key: str, rows: Sequence[tuple[object, object]]) -> None:
+    def _update_rows(self, table: str, column: str, key: str, rows: Sequence[tuple[object, object]], *,
+                     sets: str = "", sets_args: Sequence[object] = (), where: str = "",
+                     where_args: Sequence[object] = ()) -> None:
         if rows:
-            self._exec(f"UPDATE {table} SET {column} = v.value FROM unnest({_arrays(rows)}) AS v(value, key) "
-                       f"WHERE {table}.{key} = v.key", [list(c) for c in zip(*rows)])
+            self._exec(f"UPDATE {table} SET {column} = v.value{sets} FROM unnest({_arrays(rows)}) AS v(value, key) "
+                       f"WHERE {table}.{key} = v.key{where}", [*sets_args, *(list(c) for c in zip(*rows)), *where_args])
 
     def _chunks(self, sql: str, size: int) -> Iterator[list[Any]]:
         """Through a server-side cursor: a client-side one holds the whole result in memory at once
