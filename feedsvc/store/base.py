@@ -78,12 +78,11 @@ def _unpack(blob: bytes) -> list[int]:
     return list(struct.unpack(f"<{len(blob) // 8}q", blob))
 
 
-def _upsert(table: str, columns: str, key: str) -> str:
-    """INSERT that replaces the row with the same `key`: SQLite's INSERT OR REPLACE, in words both speak."""
-    cols = [c.strip() for c in columns.split(",")]
-    sets = ", ".join(f"{c} = excluded.{c}" for c in cols if c != key)
-    return (f"INSERT INTO {table} ({columns}) VALUES ({', '.join('?' * len(cols))}) "
-            f"ON CONFLICT ({key}) DO UPDATE SET {sets}")
+def _replacing(columns: str, key: str) -> str:
+    """The ON CONFLICT clause of an INSERT that replaces the row with the same `key` (SQLite's INSERT OR
+    REPLACE, in words both speak)."""
+    sets = ", ".join(f"{c} = excluded.{c}" for c in (c.strip() for c in columns.split(",")) if c != key)
+    return f"ON CONFLICT ({key}) DO UPDATE SET {sets}"
 
 
 NEAR_CANDIDATES = 32  # stored stories verified, at most, for one new text
@@ -265,9 +264,8 @@ class Store:
                             _t(state.last_failure_at), state.last_error, state.consecutive_failures,
                             _t(state.next_try_at), state.last_item_count, state.icon, state.usual_item_count,
                             state.degraded_runs) for state in states}  # (a URL once: the last state given)
-        sets = ", ".join(f"{c} = excluded.{c}" for c in _SOURCE_COLS.replace(" ", "").split(",") if c != "url")
         with self._transaction():
-            self._insert_rows("sources", _SOURCE_COLS, list(rows.values()), f"ON CONFLICT (url) DO UPDATE SET {sets}",
+            self._insert_rows("sources", _SOURCE_COLS, list(rows.values()), _replacing(_SOURCE_COLS, "url"),
                               types=_SOURCE_TYPES)
 
     @_mapped
@@ -303,9 +301,10 @@ class Store:
     def save_robots(self, records: Sequence[RobotsTxt]) -> None:
         if not records:
             return
+        columns = "origin, status, body, fetched_at"
+        rows = {r.origin: (r.origin, r.status, r.body, _t(r.fetched_at)) for r in records}  # (an origin once)
         with self._transaction():
-            self._execmany(_upsert("robots", "origin, status, body, fetched_at", "origin"),
-                           [(r.origin, r.status, r.body, _t(r.fetched_at)) for r in records])
+            self._insert_rows("robots", columns, list(rows.values()), _replacing(columns, "origin"))
 
     # ------------------------------------------------------------------------------------------ entries
 
@@ -587,7 +586,7 @@ class Store:
         or alone in autocommit."""
         if keys:
             self.lock_for_write()
-            self._execmany(_upsert("rendered", "name, key", "name"), list(keys.items()))
+            self._insert_rows("rendered", "name, key", list(keys.items()), _replacing("name, key", "name"))
 
     @_writes
     def touch_sources(self, urls: Sequence[str], now: datetime, older_than: datetime) -> None:
