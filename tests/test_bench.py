@@ -124,7 +124,7 @@ def test_scale_bench_runs_or_says_why_not(tmp_path, pg_server):
                      for temp in ("cold", "warm", "changed") if temp != "changed" or kind == "pg refresh"]
     assert all(p["pages"] == 4 and p["wall"] > 0 and p["cpu"] > 0 for p in figures["phases"])
     assert all(p["pg_cpu"] > 0 for p in figures["phases"] if p["name"].startswith("pg"))
-    # the writers' lock, from the debug log: held while the cold phases saved their stories
+    # the writers' lock, from the refreshes' INFO lines: held while the cold and changed phases saved stories
     assert all(p["lock"] > 0 for p in figures["phases"] if p["name"].startswith("pg") and "warm" not in p["name"])
     assert figures["changed"] == 1 and "ms a changed page" in proc.stdout
     for backend in ("sqlite", "postgresql"):
